@@ -49,3 +49,62 @@ subroutine nt_layout_sizes(sizes)
   integer(c_int), intent(out) :: sizes(7)
   sizes = [nforc, nlpar, ncpar, nmon, nsst, nout, nopt]
 end subroutine nt_layout_sizes
+
+!> One step of the soil heat solver alone (nt_soil_heat::shflx), for tests
+!> against analytic solutions and for energy-conservation checks.  Integer
+!> arrays: tc_class.  g_top / f_bottom: the surface flux applied (new stc(1))
+!> and the explicit bottom flux [W m-2, positive downward].
+subroutine nt_soil_heat_step(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, &
+                             psisat_frz, quartz, tc_option, tc_class, tc_kappa_unfrozen, &
+                             tc_kappa_frozen, tc_dry_coef, csoil, stc, sh2o, g_top, f_bottom)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_soil_heat, only: shflx
+  implicit none
+  integer(c_int), intent(in) :: nsoil, tc_option
+  real(c_double), intent(in) :: dt, yy, zz1, df1, zbot, tbot
+  real(c_double), intent(in) :: zsoil(nsoil), smc(nsoil), smcmax(nsoil), bexp_frz(nsoil)
+  real(c_double), intent(in) :: psisat_frz(nsoil), quartz(nsoil)
+  integer(c_int), intent(in) :: tc_class(nsoil)
+  real(c_double), intent(in) :: tc_kappa_unfrozen(nsoil), tc_kappa_frozen(nsoil)
+  real(c_double), intent(in) :: tc_dry_coef(nsoil), csoil(nsoil)
+  real(c_double), intent(inout) :: stc(nsoil), sh2o(nsoil)
+  real(c_double), intent(out) :: g_top, f_bottom
+  integer :: tc_class_i(nsoil)
+
+  tc_class_i = tc_class
+  call shflx(int(nsoil), dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, psisat_frz, &
+             quartz, int(tc_option), tc_class_i, tc_kappa_unfrozen, tc_kappa_frozen, tc_dry_coef, &
+             csoil, stc, sh2o, g_top, f_bottom)
+end subroutine nt_soil_heat_step
+
+!> Thermal conductivity [W m-1 K-1] of n soil states (nt_thermal_conductivity).
+subroutine nt_thermal_conductivity(n, option, smc, quartz, smcmax, sh2o, tc_class, &
+                                   kappa_unfrozen, kappa_frozen, dry_coef, df)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_thermal_conductivity, only: thermal_conductivity
+  implicit none
+  integer(c_int), intent(in) :: n, option
+  real(c_double), intent(in) :: smc(n), quartz(n), smcmax(n), sh2o(n)
+  integer(c_int), intent(in) :: tc_class(n)
+  real(c_double), intent(in) :: kappa_unfrozen(n), kappa_frozen(n), dry_coef(n)
+  real(c_double), intent(out) :: df(n)
+  integer :: i
+  do i = 1, n
+    df(i) = thermal_conductivity(int(option), smc(i), quartz(i), smcmax(i), sh2o(i), &
+                                 int(tc_class(i)), kappa_unfrozen(i), kappa_frozen(i), dry_coef(i))
+  end do
+end subroutine nt_thermal_conductivity
+
+!> Equilibrium (supercooled) liquid water content of n states (nt_supercooled_water::frh2o).
+subroutine nt_supercooled_water(n, tkelv, smc, sh2o, smcmax, bexp, psisat, free)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_supercooled_water, only: frh2o
+  implicit none
+  integer(c_int), intent(in) :: n
+  real(c_double), intent(in) :: tkelv(n), smc(n), sh2o(n), smcmax(n), bexp(n), psisat(n)
+  real(c_double), intent(out) :: free(n)
+  integer :: i
+  do i = 1, n
+    free(i) = frh2o(tkelv(i), smc(i), sh2o(i), smcmax(i), bexp(i), psisat(i))
+  end do
+end subroutine nt_supercooled_water

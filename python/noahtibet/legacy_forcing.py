@@ -29,14 +29,22 @@ Public API
 ``specific_humidity_from_rh(T, P, rhf)``
     The building blocks, usable on their own.
 
-Differences from the legacy reader (all deliberate, all refusals of input the legacy program
-would misread or that has no defined meaning; none changes the numbers of a valid file):
+If the model step is longer than the record spacing, the legacy reader's bookkeeping can
+interpolate between non-adjacent records; :func:`model_forcing` reproduces this by default (and
+warns), ``legacy_reader=False`` gives the clean interpolation.
+
+Differences from the legacy reader (deliberate; none changes the numbers of a file the legacy
+program handles correctly):
 
 * numeric forcing fields must contain a decimal point (F17.10 reads ``548`` as 5.48e-8),
   must not be blank (the legacy reader reads blanks as 0) and must be finite;
 * record times must be strictly increasing, the first record must be at or before startdate
   and the records must reach the last simulated time (the legacy driver silently stops early);
 * ``enddate - startdate`` must be a positive multiple of ``Noahlsm_Timestep``;
+* keys the legacy driver would leave uninitialised are required (initial state, class indices,
+  levels, ``Albedo_monthly``, ``Shdfac_monthly``, ``Z0brd_monthly``; ``lai_monthly`` only with
+  ``Rdlai2d = .TRUE.``, otherwise ``PointCase.lai_monthly`` may be None); a non-empty snow pack
+  (SWE > 1e-7 m) must have a density Snow_equivalent/Snow_depth <= 1 (fatal in SFLX);
 * ``Soil_htype`` may be omitted (stock Noah 3.4.1 files such as Bondville): every layer then
   gets ``Soil_type_index`` and a warning is issued (the legacy Noah-Tibet driver stops);
 * ``sfcdif_option`` must be 0, 1 or 2 and ``iz0tlnd`` 0 or 1 (other values silently skip the
@@ -254,7 +262,8 @@ class PointForcing:
     All arrays have shape (nsteps,).  ``record_before``/``record_after`` index
     ``PointCase.records``; on an exact time match both are that record and ``weight`` is 1.
     ``weight`` is the legacy ``fraction`` (weight of ``record_before``).
-    Month interpolation: ``value = a12[month_prev-1]*(1-month_weight) + a12[month_next-1]*month_weight``
+    Month interpolation: ``value = a12[month_prev-1]*(1-month_weight)
+    + a12[month_next-1]*month_weight``
     (see :meth:`month_d`).
     """
 
@@ -326,7 +335,10 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _tokenize_namelist(path: str, lines: list[str], start: int) -> tuple[list[_Tok], int]:
-    """Tokens of the namelist group starting on 0-based line ``start``; returns (tokens, end line no)."""
+    """Tokens of the namelist group starting on 0-based line ``start``.
+
+    Returns (tokens, 1-based line number of the group end).
+    """
     toks: list[_Tok] = []
     first = lines[start]
     pos0 = first.lower().index("&metadata_namelist") + len("&metadata_namelist")
@@ -347,8 +359,8 @@ def _tokenize_namelist(path: str, lines: list[str], start: int) -> tuple[list[_T
                 buf = []
                 while True:
                     if p2 >= n:
-                        raise InputError("string is not terminated on this line", path=path,
-                                         line=lineno, field=None, value=ln[p:])
+                        raise InputError("is a string not terminated on this line", path=path,
+                                         line=lineno, field="METADATA_NAMELIST", value=ln[p:])
                     if ln[p2] == q:
                         if p2 + 1 < n and ln[p2 + 1] == q:  # doubled quote = literal quote
                             buf.append(q)
@@ -389,12 +401,14 @@ def _convert(path: str, key: _Key, written: str, tok: _Tok, text: str):
     if kind in ("str", "date"):
         return text
     if tok.kind == "str":
-        what = {"int": "an integer", "float": "a number", "bool": "a logical (.TRUE./.FALSE.)"}[kind]
+        what = {"int": "an integer", "float": "a number",
+                "bool": "a logical (.TRUE./.FALSE.)"}[kind]
         raise InputError(f"is a quoted string, expected {what}", path=path, line=tok.line,
                          field=written, value=text)
     if kind == "int":
         if not _INT_RE.fullmatch(text):
-            raise InputError("is not an integer", path=path, line=tok.line, field=written, value=text)
+            raise InputError("is not an integer", path=path, line=tok.line, field=written,
+                             value=text)
         return int(text)
     if kind == "float":
         if not _REAL_RE.fullmatch(text):
@@ -424,8 +438,8 @@ def _parse_namelist(path: str, toks: list[_Tok]) -> dict[str, _Assign]:
             i += 1
             continue
         if not (t.kind == "word" and i + 1 < nt and toks[i + 1].kind == "eq"):
-            raise InputError("expected 'name = value'", path=path, line=t.line, field=None,
-                             value=t.text)
+            raise InputError("is not of the form 'name = value'", path=path, line=t.line,
+                             field="METADATA_NAMELIST", value=t.text)
         m = _NAME_RE.fullmatch(t.text)
         if not m:
             raise InputError("is not a valid namelist name", path=path, line=t.line,
@@ -490,7 +504,8 @@ def _parse_namelist(path: str, toks: list[_Tok]) -> dict[str, _Assign]:
                                  field=written, value=t.text)
             if len(converted) != 1:
                 raise InputError(f"expects a single value, {len(converted)} given", path=path,
-                                 line=t.line, field=written, value=" ".join(v[2] for v in converted))
+                                 line=t.line, field=written,
+                                 value=" ".join(v[2] for v in converted))
             asg.scalar = converted[0]
         else:
             maxlen = MAX_LAYERS if key.shape == "layers" else int(key.shape)
@@ -501,8 +516,8 @@ def _parse_namelist(path: str, toks: list[_Tok]) -> dict[str, _Assign]:
                                  field=written, value=t.text)
             if start + len(converted) - 1 > stop:
                 where = f"section {start}:{stop}" if lo is not None else f"at most {maxlen} values"
-                raise InputError(f"has {len(converted)} values, too many ({where})", path=path,
-                                 line=converted[stop - start + 1][1], field=written,
+                raise InputError(f"is one value too many ({len(converted)} given, {where})",
+                                 path=path, line=converted[stop - start + 1][1], field=written,
                                  value=converted[stop - start + 1][2])
             for k, v in enumerate(converted):
                 asg.elements[start + k] = v
@@ -540,14 +555,12 @@ def _record_error(path: str, line: str, lineno: int) -> InputError | None:
     if line.strip() == "":
         return InputError("blank line inside the forcing records", path=path, line=lineno,
                           field="date")
-    if not line.isascii():
-        bad = next(ch for ch in line if not ch.isascii())
-        col = line.index(bad) + 1
-        fld = "date" if col <= DATE_WIDTH else (
-            RECORD_FIELDS[(col - DATE_WIDTH - 1) // FIELD_WIDTH] if col <= RECORD_WIDTH else None)
-        if fld is not None:
-            return InputError(f"contains the non-ASCII character {bad!r}", path=path,
-                              line=lineno, field=fld, value=line[:RECORD_WIDTH])
+    used = line[:RECORD_WIDTH]  # characters after column 152 are ignored
+    if not used.isascii():
+        col = next(i for i, ch in enumerate(used) if not ch.isascii()) + 1
+        fld = "date" if col <= DATE_WIDTH else RECORD_FIELDS[(col - DATE_WIDTH - 1) // FIELD_WIDTH]
+        return InputError(f"contains the non-ASCII character {used[col - 1]!r} (column {col})",
+                          path=path, line=lineno, field=fld, value=used.strip())
     padded = line[:RECORD_WIDTH].ljust(RECORD_WIDTH)
     date = padded[:DATE_WIDTH]
     if not all(date[k].isdigit() for k in _DATE_DIGITS):
@@ -567,7 +580,7 @@ def _record_error(path: str, line: str, lineno: int) -> InputError | None:
                 "would silently use 0)", path=path, line=lineno, field=name)
         if not _REAL_RE.fullmatch(s):
             return InputError(f"is not a number (columns {a + 1}-{a + FIELD_WIDTH})", path=path,
-                              line=lineno, field=name, value=raw)
+                              line=lineno, field=name, value=s)
         if "." not in s:
             return InputError(
                 "has no decimal point: the legacy format F17.10 would read it scaled by 1e-10; "
@@ -580,7 +593,10 @@ def _record_error(path: str, line: str, lineno: int) -> InputError | None:
 
 
 def _parse_records(path: str, lines: list[str], first_lineno: int):
-    """Parse record lines (fixed width, vectorised).  Returns (times, values (n,8), line numbers, ntrunc)."""
+    """Parse record lines (fixed width, vectorised).
+
+    Returns (times, values (n, 8), 1-based line numbers, number of records longer than 152).
+    """
     while lines and lines[-1].strip() == "":
         lines = lines[:-1]
     n = len(lines)
@@ -595,7 +611,7 @@ def _parse_records(path: str, lines: list[str], first_lineno: int):
                 raise err
         raise InputError("cannot be parsed", path=path, line=first_lineno, field="date")
 
-    if not all(ln.isascii() for ln in lines):
+    if not all(ln[:RECORD_WIDTH].isascii() for ln in lines):
         fail()
     buf = "".join(ln[:RECORD_WIDTH].ljust(RECORD_WIDTH) for ln in lines).encode("ascii")
     ntrunc = sum(1 for ln in lines if len(ln.rstrip()) > RECORD_WIDTH)
@@ -613,7 +629,8 @@ def _parse_records(path: str, lines: list[str], first_lineno: int):
     ok_month = (month >= 1) & (month <= 12)
     if not ok_month.all():
         fail()
-    if not ((day >= 1) & (day <= _days_in_month(year, month)) & (hour <= 23) & (minute <= 59)).all():
+    ok_day = (day >= 1) & (day <= _days_in_month(year, month))
+    if not (ok_day & (hour <= 23) & (minute <= 59)).all():
         fail()
 
     # numeric fields
@@ -624,13 +641,17 @@ def _parse_records(path: str, lines: list[str], first_lineno: int):
         fail()
     if not (block == 46).any(axis=2).all():  # '.' in every field
         fail()
-    conv = np.ascontiguousarray(_D_TO_E[block]).view(f"S{FIELD_WIDTH}").reshape(n, len(RECORD_FIELDS))
+    conv = np.ascontiguousarray(_D_TO_E[block]).view(f"S{FIELD_WIDTH}")
+    conv = conv.reshape(n, len(RECORD_FIELDS))
     values = np.empty((n, len(RECORD_FIELDS)), dtype=np.float64)
+    converted = True
     try:
         for k in range(len(RECORD_FIELDS)):
             values[:, k] = np.fromiter(map(float, conv[:, k].tolist()), dtype=np.float64, count=n)
     except ValueError:
-        fail()
+        converted = False
+    if not converted:
+        fail()  # outside the except block: no chained ValueError in the traceback
     if not np.isfinite(values).all():
         fail()
 
@@ -713,8 +734,9 @@ def read_point_file(path: str | os.PathLike[str]) -> PointCase:
         elem_lines[key.attr] = [asg.elements[k][1] for k in idx]
 
     def err(attr, reason, value=None, line=None):
-        return InputError(reason, path=spath, line=line if line is not None else key_lines.get(attr, nl_end),
-                          field=written[attr], value=value)
+        if line is None:
+            line = key_lines.get(attr, nl_end)
+        return InputError(reason, path=spath, line=line, field=written[attr], value=value)
 
     # layer arrays
     thick = vals["layer_thickness"]
@@ -779,7 +801,8 @@ def read_point_file(path: str | os.PathLike[str]) -> PointCase:
                   value=vals["skin_temperature"])
     if vals["green_vegetation_max"] < vals["green_vegetation_min"]:
         raise err("green_vegetation_max",
-                  f"is lower than {written['green_vegetation_min']} = {vals['green_vegetation_min']}",
+                  f"is lower than {written['green_vegetation_min']} = "
+                  f"{vals['green_vegetation_min']}",
                   value=vals["green_vegetation_max"])
     if vals.get("sfcdif_option", 0) not in (0, 1, 2):
         raise err("sfcdif_option", "is not 0, 1 or 2", value=vals["sfcdif_option"])
@@ -815,14 +838,15 @@ def read_point_file(path: str | os.PathLike[str]) -> PointCase:
             f"{rec_lines[k - 1]}): {what}", path=spath, line=int(rec_lines[k]), field="date",
             value=_fmt_time(times[k]))
     if times[0] > t0:
-        raise InputError(f"first record is after startdate {_fmt_time(t0)}: a record at or before "
-                         "startdate is needed", path=spath, line=int(rec_lines[0]), field="date",
-                         value=_fmt_time(times[0]))
+        raise InputError(f"(first record) is after startdate {_fmt_time(t0)}: a record at or "
+                         "before startdate is needed", path=spath, line=int(rec_lines[0]),
+                         field="date", value=_fmt_time(times[0]))
     t_last = t1 if loop == 0 else t1 - np.timedelta64(step_min, "m")
     if times[-1] < t_last:
         raise InputError(
-            f"last record is before the last simulated time {_fmt_time(t_last)}"
-            + (f" (enddate - Noahlsm_Timestep, loop_for_a_while = {loop})" if loop else " (enddate)"),
+            f"(last record) is before the last simulated time {_fmt_time(t_last)}"
+            + (f" (enddate - Noahlsm_Timestep, loop_for_a_while = {loop})" if loop
+               else " (enddate)"),
             path=spath, line=int(rec_lines[-1]), field="date", value=_fmt_time(times[-1]))
     if loop > 0:
         j = int(np.searchsorted(times, t_last, side="left"))
@@ -966,7 +990,65 @@ def month_d(a12, prev, nxt, f) -> np.ndarray:
     return a[prev - 1] * (1.0 - f) + a[nxt - 1] * f
 
 
-def model_forcing(case: PointCase) -> PointForcing:
+def _clean_reader_indices(rt: np.ndarray, t: np.ndarray):
+    """(before, after, exact) with before/after the records adjacent to each time (vectorised)."""
+    idx = np.searchsorted(rt, t, side="left")
+    if (idx >= rt.size).any():  # guaranteed by read_point_file; guard against edited cases
+        raise ValueError("forcing records do not cover the simulation period")
+    exact = rt[idx] == t
+    if ((~exact) & (idx == 0)).any():
+        raise ValueError("the first forcing record is after the first model time")
+    before = np.where(exact, idx, idx - 1)
+    return before, idx, exact
+
+
+def _sequential_reader_indices(rt: np.ndarray, t: np.ndarray):
+    """(before, after, exact) following the legacy READ_FORCING_TEXT state machine step by step.
+
+    The legacy reader keeps ``before``/``after`` between calls and reads records sequentially.
+    When a call consumes a record earlier than (or equal to) the model time while ``after`` still
+    holds an older record, that stale ``after`` later becomes ``before`` ("after becomes before"),
+    so the interpolation can use non-adjacent records.  This only happens when more than one
+    record falls between two consecutive model times (model step longer than the record
+    spacing); :func:`model_forcing` calls this function only then.
+    """
+    rtl = rt.tolist()
+    nrec = len(rtl)
+    nt = t.size
+    out_b = np.empty(nt, dtype=np.int64)
+    out_a = np.empty(nt, dtype=np.int64)
+    out_e = np.empty(nt, dtype=bool)
+    before = after = -1  # -1: the legacy "000000000000" placeholder
+    nxt = 0
+    for k, now in enumerate(t.tolist()):
+        while not (before >= 0 and after >= 0 and rtl[before] <= now <= rtl[after]):
+            if nxt >= nrec:
+                raise ValueError("forcing records do not cover the simulation period")
+            r = nxt
+            nxt += 1
+            if rtl[r] > now:
+                if after >= 0:
+                    before = after  # the legacy "after becomes before", even if stale
+                after = r
+                break
+            before = r
+            if rtl[r] == now:
+                break
+        if before >= 0 and rtl[before] == now:
+            out_b[k] = out_a[k] = before
+            out_e[k] = True
+        elif after >= 0 and rtl[after] == now:
+            out_b[k] = out_a[k] = after
+            out_e[k] = True
+            before, after = after, -1
+        elif before >= 0 and after >= 0 and rtl[before] < now < rtl[after]:
+            out_b[k], out_a[k], out_e[k] = before, after, False
+        else:  # the legacy program stops here
+            raise ValueError("Problem in the logic of read_forcing_text (legacy reader state)")
+    return out_b, out_a, out_e
+
+
+def model_forcing(case: PointCase, *, legacy_reader: bool = True) -> PointForcing:
     """Forcing of every model step of one pass, exactly as the legacy driver computes it.
 
     For each model time t (:func:`simulation_times`): if a record has time t it is used as is;
@@ -976,23 +1058,39 @@ def model_forcing(case: PointCase) -> PointForcing:
     pressure (hPa, then *1e2), SW and LW.  Precipitation is carried forward from ``before``.
     Then rhf = RH*1e-2 and q = :func:`specific_humidity_from_rh`.
 
+    If more than one record lies between two consecutive model times (model step longer than
+    the record spacing), the legacy reader can pick a stale ``before`` record (see
+    :func:`_sequential_reader_indices`).  ``legacy_reader=True`` (default) reproduces that and
+    warns when it changes the result; ``legacy_reader=False`` always uses the adjacent records.
+
     With ``loop_for_a_while = L > 0`` the legacy run is ``passes = L + 1`` repetitions of exactly
     this forcing (see :func:`simulation_times`).
     """
     times = simulation_times(case)
     t = times.astype(np.int64)
     rt = case.records_time.astype(np.int64)
-    idx = np.searchsorted(rt, t, side="left")
-    if (idx >= rt.size).any():  # guaranteed by read_point_file; guard against edited cases
-        raise ValueError("forcing records do not cover the simulation period")
-    exact = rt[idx] == t
-    if ((~exact) & (idx == 0)).any():
-        raise ValueError("the first forcing record is after the first model time")
-    after = idx
-    before = np.where(exact, idx, idx - 1)
+    before, after, exact = _clean_reader_indices(rt, t)
+    if legacy_reader and t.size > 1:
+        # number of records in (t[k-1], t[k]]; the legacy state machine equals the clean
+        # indexing whenever this never exceeds 1 (proof by induction over the steps)
+        consumed = np.diff(np.searchsorted(rt, t, side="right"))
+        if consumed.max() > 1:
+            lb, la, le = _sequential_reader_indices(rt, t)
+            differ = (lb != before) | (la != after) | (le != exact)
+            if differ.any():
+                k = int(np.flatnonzero(differ)[0])
+                warnings.warn(
+                    f"{case.path}: the model step ({case.model_timestep} s) is longer than the "
+                    f"record spacing; as in the legacy reader, {int(differ.sum())} step(s) "
+                    f"interpolate between non-adjacent records (first at {_fmt_time(times[k])})",
+                    stacklevel=2,
+                )
+            before, after, exact = lb, la, le
     idts = t - rt[before]  # minutes now - before
     idts2 = rt[after] - rt[before]  # minutes after - before
-    w = np.where(exact, 1.0, (idts2 - idts).astype(np.float64) / np.where(exact, 1, idts2).astype(np.float64))
+    # legacy: fraction = real(idts2 - idts)/real(idts2); 1 on an exact match
+    safe = np.where(exact, 1, idts2)
+    w = np.where(exact, 1.0, (idts2 - idts).astype(np.float64) / safe.astype(np.float64))
 
     rec = case.records
     xb = rec[before]

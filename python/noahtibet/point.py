@@ -99,8 +99,9 @@ def run_point(case: PointCase, options: PhysicsOptions | None = None,
     layer_par, column_par = column_parameters(column_spec_for_case(case), tables)
     monthly = np.zeros((1, len(layout.MONTHLY), 12))
     monthly[0, layout.index(layout.MONTHLY, "green_fraction")] = case.shdfac_monthly
-    monthly[0, layout.index(layout.MONTHLY, "lai")] = case.lai_monthly
-    monthly[0, layout.index(layout.MONTHLY, "albedo")] = case.albedo_monthly
+    for name, values in (("lai", case.lai_monthly), ("albedo", case.albedo_monthly)):
+        if values is not None:   # optional when the namelist does not use them
+            monthly[0, layout.index(layout.MONTHLY, name)] = values
     state = initial_state(case, calendar, float(pf.specific_humidity[0]),
                           int(case.sfcdif_option))
     records = run_columns(forcing, calendar, monthly, layer_par[None], column_par[None], state,

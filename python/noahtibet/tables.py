@@ -40,7 +40,9 @@ __all__ = [
     "VEGPARM_GLOBAL_NAMES",
 ]
 
-SOIL_COLUMNS = ("BB", "DRYSMC", "F11", "MAXSMC", "REFSMC", "SATPSI", "SATDK", "SATDW", "WLTSMC", "QTZ")
+SOIL_COLUMNS = (
+    "BB", "DRYSMC", "F11", "MAXSMC", "REFSMC", "SATPSI", "SATDK", "SATDW", "WLTSMC", "QTZ",
+)
 VEG_COLUMNS = (
     "SHDFAC", "NROOT", "RS", "RGL", "HS", "SNUP", "MAXALB", "LAIMIN", "LAIMAX",
     "EMISSMIN", "EMISSMAX", "ALBEDOMIN", "ALBEDOMAX", "Z0MIN", "Z0MAX",
@@ -232,7 +234,8 @@ def _read_class_table(key: str, index_col: str, columns: tuple[str, ...], int_co
         missing = [c for c in expected if c not in (h.upper() for h in header)]
         raise InputError(
             f"header must be {','.join(expected)}"
-            + (f" (missing: {', '.join(missing)})" if missing else " (wrong order or extra columns)"),
+            + (f" (missing: {', '.join(missing)})" if missing
+               else " (wrong order or extra columns)"),
             path=path, line=header_line, field=missing[0] if missing else None,
             value=",".join(header),
         )
@@ -248,7 +251,8 @@ def _read_class_table(key: str, index_col: str, columns: tuple[str, ...], int_co
         idx = _parse_int(path, lineno, index_col, cells[0])
         if idx != len(names) + 1:
             raise InputError(
-                f"is out of sequence (class indices must run 1, 2, 3, ...; expected {len(names) + 1})",
+                "is out of sequence (class indices must run 1, 2, 3, ...; "
+                f"expected {len(names) + 1})",
                 path=path, line=lineno, field=index_col, value=cells[0],
             )
         for col, cell in zip(columns, cells[1:-1]):
@@ -277,7 +281,8 @@ def load_soil_table(table_dir: str | os.PathLike[str] | None = None) -> SoilTabl
 
 def load_veg_table(table_dir: str | os.PathLike[str] | None = None) -> VegTable:
     """Load VEGPARM (``vegparm.csv``): float64 arrays (NROOT int64), NAME as a tuple."""
-    path, arrays, names = _read_class_table("veg", "VEGTYP", VEG_COLUMNS, _VEG_INT_COLUMNS, table_dir)
+    path, arrays, names = _read_class_table("veg", "VEGTYP", VEG_COLUMNS, _VEG_INT_COLUMNS,
+                                            table_dir)
     return VegTable(path=path, NAME=names, **arrays)
 
 

@@ -1,0 +1,115 @@
+"""Speed of the column kernel: microseconds per column-step.
+
+Configuration: the 20-layer Noah-Tibet column of the Tanggula case (15.2 m),
+double precision, 3-hourly model step (one year, 2920 steps), Yang-2008
+surface exchange, a batch of columns with mixed soil profiles (loam, sandy
+loam, sand, gravel and bedrock layers), one core.  Prints the figure in batch
+mode (all columns in one kernel call) and one column at a time (one call per
+column, same steps), and checks that both give identical states.
+
+    python benchmarks/column_speed.py [--columns 256] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from noahtibet import layout
+from noahtibet.kernel import Calendar, ColumnState, run_columns
+from noahtibet.legacy_forcing import model_forcing, read_point_file
+from noahtibet.parameters import PhysicsOptions, column_parameters
+from noahtibet.point import column_spec_for_case, initial_state
+
+ROOT = Path(__file__).resolve().parents[1]
+FORCING = ROOT / "validation" / "reference" / "tanggula" / "forcing_3hourly_synthetic_2007_2008.dat"
+
+# Soil profiles mixed over the batch (STAS classes per layer, top to bottom).
+PROFILES = [
+    [7, 7, 7, 7, 9, 7, 7, 7, 7, 7, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13],
+    [9, 9, 9, 9, 9, 9, 12, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 14],
+    [13, 13, 13, 7, 7, 7, 7, 7, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14],
+    [3, 3, 3, 3, 4, 4, 4, 4, 7, 7, 7, 7, 7, 12, 12, 12, 13, 13, 14, 14],
+]
+
+
+def build(ncol: int):
+    case = read_point_file(FORCING)
+    # 3-hourly model step straight on the 3-hourly records (no interpolation)
+    case = dataclasses.replace(case, model_timestep=10800,
+                               enddate=np.datetime64("2008-03-31T21:00", "m"))
+    pf = model_forcing(case)
+    nstep = len(pf.time)
+    base = np.stack([getattr(pf, n) for n in layout.FORCING], axis=1)
+    rng = np.random.default_rng(1)
+    forcing = base[:, :, None] + np.zeros((1, 1, ncol))
+    # small per-column offsets of air temperature so columns differ
+    forcing[:, layout.index(layout.FORCING, "air_temperature"), :] += rng.normal(0, 1.5, ncol)
+    calendar = Calendar(pf.month_prev, pf.month_next, pf.month_weight)
+    spec = column_spec_for_case(case)
+    layer_par = np.empty((ncol, 20, len(layout.LAYER_PARAMETERS)))
+    column_par = np.empty((ncol, len(layout.COLUMN_PARAMETERS)))
+    for c in range(ncol):
+        s = dataclasses.replace(spec, soil_class=np.array(PROFILES[c % len(PROFILES)]))
+        layer_par[c], column_par[c] = column_parameters(s)
+    st = initial_state(case, calendar, float(pf.specific_humidity[0]), 2)
+    state = ColumnState(np.repeat(st.stc, ncol, 0), np.repeat(st.smc, ncol, 0),
+                        np.repeat(st.sh2o, ncol, 0), np.repeat(st.surface, ncol, 0))
+    # initial moisture must not exceed the porosity of gravel / bedrock layers
+    smcmax = layer_par[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
+    state.smc = np.minimum(state.smc, smcmax)
+    state.sh2o = np.minimum(state.sh2o, state.smc)
+    monthly = np.zeros((ncol, len(layout.MONTHLY), 12))
+    monthly[:, 0] = case.shdfac_monthly
+    monthly[:, 1] = case.lai_monthly
+    monthly[:, 2] = case.albedo_monthly
+    options = PhysicsOptions(surface_exchange="yang08").as_array()
+    return forcing, calendar, monthly, layer_par, column_par, state, options, nstep
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--columns", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    forcing, calendar, monthly, lp, cp, state0, options, nstep = build(args.columns)
+    ncol = args.columns
+
+    batch_times, single_times = [], []
+    for _ in range(args.repeat):
+        s = state0.copy()
+        t0 = time.perf_counter()
+        run_columns(forcing, calendar, monthly, lp, cp, s, 10800.0, options)
+        batch_times.append(time.perf_counter() - t0)
+        batch_state = s
+
+        s1 = state0.copy()
+        f_cols = [np.ascontiguousarray(forcing[:, :, c:c + 1]) for c in range(ncol)]
+        t0 = time.perf_counter()
+        for c in range(ncol):
+            sc = ColumnState(s1.stc[c:c + 1].copy(), s1.smc[c:c + 1].copy(),
+                             s1.sh2o[c:c + 1].copy(), s1.surface[c:c + 1].copy())
+            run_columns(f_cols[c], calendar, monthly[c:c + 1], lp[c:c + 1], cp[c:c + 1], sc,
+                        10800.0, options)
+            s1.stc[c], s1.smc[c], s1.sh2o[c], s1.surface[c] = sc.stc[0], sc.smc[0], sc.sh2o[0], sc.surface[0]
+        single_times.append(time.perf_counter() - t0)
+
+    identical = all(np.array_equal(getattr(batch_state, n), getattr(s1, n))
+                    for n in ("stc", "smc", "sh2o", "surface"))
+    steps = nstep * ncol
+    print(f"noahtibet column kernel: 20 layers, dt = 3 h, {nstep} steps x {ncol} columns, "
+          f"1 core (pid {os.getpid()})")
+    print(f"batch mode:        {min(batch_times) / steps * 1e6:8.3f} us per column-step "
+          f"(best of {args.repeat})")
+    print(f"one column a call: {min(single_times) / steps * 1e6:8.3f} us per column-step "
+          f"(best of {args.repeat})")
+    print(f"batch and single-column states identical: {identical}")
+
+
+if __name__ == "__main__":
+    main()
