@@ -135,7 +135,7 @@ module nt_parameter_layout
   integer, parameter :: out_evaporation = 10       !< total water vapour flux [kg m-2 s-1], incl. dew (<0)
   integer, parameter :: out_surface_runoff = 11    !< [kg m-2 s-1]
   integer, parameter :: out_drainage = 12          !< [kg m-2 s-1] incl. excess at the bottom
-  integer, parameter :: out_water_clamped = 13     !< water created by the legacy clamps [kg m-2 s-1]
+  integer, parameter :: out_water_clamped = 13     !< net water created (<0: removed) by the legacy clamps [kg m-2 s-1]
   integer, parameter :: out_canopy_water = 14      !< [m]
   integer, parameter :: out_potential_evap = 15    !< [W m-2]
   integer, parameter :: out_edir = 16              !< [W m-2]
