@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except InputError as exc:
-        log.error("%s", exc)
+        print(f"noahtibet: error: {exc}", file=sys.stderr)
         return 2
 
 
