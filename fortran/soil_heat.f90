@@ -10,12 +10,12 @@ module nt_soil_heat
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf, rhowater
   use nt_tridiagonal, only: tridiag_solve
-  use nt_thermal_conductivity, only: thermal_conductivity
+  use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms
   use nt_supercooled_water, only: frh2o
   implicit none
   private
 
-  public :: shflx, tbnd, tmpavg, snksrc
+  public :: shflx, shflx_cached, tbnd, tmpavg, snksrc
 
   ! Volumetric heat capacities local to the legacy HRT [J m-3 K-1], spec 7.1 / section 9
   ! (note ch2o = 4.2e6 here, not 1000*cph2o).
@@ -207,6 +207,43 @@ contains
     real(dp), intent(inout) :: stc(nsoil), sh2o(nsoil)
     real(dp), intent(out)   :: g_top, f_bottom
 
+    real(dp) :: tc_solid_term(nsoil), tc_dry(nsoil)
+
+    ! layer 1 uses df1: its static terms are not needed
+    tc_solid_term(1) = 0.0_dp
+    tc_dry(1) = 0.0_dp
+    call tc_static_terms(tc_option, quartz(2:nsoil), smcmax(2:nsoil), tc_class(2:nsoil), &
+                         tc_dry_coef(2:nsoil), tc_solid_term(2:nsoil), tc_dry(2:nsoil))
+    call shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz,  &
+                      psisat_frz, tc_option, tc_class, tc_kappa_unfrozen, tc_kappa_frozen, &
+                      tc_solid_term, tc_dry, csoil, stc, sh2o, g_top, f_bottom)
+  end subroutine shflx
+
+  !> Same as shflx (bitwise identical results), but with the parameter-only
+  !> conductivity factors precomputed by the caller with
+  !> nt_thermal_conductivity::tc_static_terms (saves 3 of the 5 powers per layer
+  !> and step).  Arguments as shflx, except that (quartz, tc_dry_coef) are replaced by
+  !>   tc_solid_term : lambda_s**(1-smcmax) per layer (tc_static_terms solid_term) (in; layers >= 2)
+  !>   tc_dry        : dry conductivity per layer [W m-1 K-1] (tc_static_terms thkdry) (in; layers >= 2)
+  !> and they come after tc_kappa_frozen:
+  !>   shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, psisat_frz,
+  !>                tc_option, tc_class, tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, tc_dry,
+  !>                csoil, stc, sh2o, g_top, f_bottom)
+  pure subroutine shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, &
+                               psisat_frz, tc_option, tc_class, tc_kappa_unfrozen,                &
+                               tc_kappa_frozen, tc_solid_term, tc_dry, csoil, stc, sh2o, g_top,   &
+                               f_bottom)
+    integer,  intent(in)    :: nsoil
+    real(dp), intent(in)    :: dt, yy, zz1, df1
+    real(dp), intent(in)    :: zsoil(nsoil), zbot, tbot
+    real(dp), intent(in)    :: smc(nsoil), smcmax(nsoil), bexp_frz(nsoil), psisat_frz(nsoil)
+    integer,  intent(in)    :: tc_option, tc_class(nsoil)
+    real(dp), intent(in)    :: tc_kappa_unfrozen(nsoil), tc_kappa_frozen(nsoil)
+    real(dp), intent(in)    :: tc_solid_term(nsoil), tc_dry(nsoil)
+    real(dp), intent(in)    :: csoil(nsoil)
+    real(dp), intent(inout) :: stc(nsoil), sh2o(nsoil)
+    real(dp), intent(out)   :: g_top, f_bottom
+
     real(dp) :: ai(nsoil), bi(nsoil), ci(nsoil), rhsts(nsoil)   ! AI, BI, CI, RHSTS (per second)
     real(dp) :: a(nsoil), b(nsoil), c(nsoil), r(nsoil)          ! system times dt
     real(dp) :: dstc(nsoil)                                     ! temperature increment [K]
@@ -253,8 +290,8 @@ contains
     do k = 2, nsoil
       ! heat capacity and conductivity from sh2o before this layer's phase change
       hcpct = heat_capacity(sh2o(k), smc(k), smcmax(k), csoil(k))
-      df1n = thermal_conductivity(tc_option, smc(k), quartz(k), smcmax(k), sh2o(k), tc_class(k), &
-                                  tc_kappa_unfrozen(k), tc_kappa_frozen(k), tc_dry_coef(k))
+      df1n = tc_from_static_terms(tc_option, smc(k), smcmax(k), sh2o(k), tc_class(k),         &
+                                  tc_kappa_unfrozen(k), tc_kappa_frozen(k), tc_solid_term(k), tc_dry(k))
       if (k < nsoil) then
         den = 0.5_dp*(zsoil(k-1) - zsoil(k+1))
         dtsdz2 = (stc(k) - stc(k+1))/den
@@ -301,6 +338,6 @@ contains
     end do
 
     g_top = df1*(yy - stc(1))/(zz1*0.5_dp*(-zsoil(1)))
-  end subroutine shflx
+  end subroutine shflx_cached
 
 end module nt_soil_heat

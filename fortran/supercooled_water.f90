@@ -48,6 +48,8 @@ contains
     real(dp) :: resid   ! DF, residual of the log equation
     real(dp) :: slope   ! DENOM, derivative of the residual w.r.t. SWL
     real(dp) :: fk      ! Flerchinger explicit liquid content
+    real(dp) :: psis_term  ! psis*g/Lf [-]
+    real(dp) :: log_temp   ! ln(-(T-T0)/T)
     integer  :: nlog
     logical  :: converged
 
@@ -63,12 +65,15 @@ contains
     if (swl > (smc - min_liq)) swl = smc - min_liq
     if (swl < 0.0_dp) swl = 0.0_dp
 
+    ! loop-invariant parts of the residual (same values as evaluated inside the loop)
+    psis_term = psis*grav/lsubf
+    log_temp = log(-(tkelv - tfreez)/tkelv)
+
     nlog = 0
     converged = .false.
     do while (nlog < max_iter .and. .not. converged)
       nlog = nlog + 1
-      resid = log((psis*grav/lsubf)*((1.0_dp + ck*swl)**2)*(smcmax/(smc - swl))**bx) &
-              - log(-(tkelv - tfreez)/tkelv)
+      resid = log(psis_term*((1.0_dp + ck*swl)**2)*(smcmax/(smc - swl))**bx) - log_temp
       slope = 2.0_dp*ck/(1.0_dp + ck*swl) + bx/(smc - swl)
       swlk = swl - resid/slope
       if (swlk > (smc - min_liq)) swlk = smc - min_liq

@@ -20,6 +20,7 @@ module nt_thermal_conductivity
   private
 
   public :: tdfcnd_stock, tdfcnd_c05, thermal_conductivity
+  public :: tc_static_terms, tc_from_static_terms
 
   !> Soil class switch of TDFCND_C05 (the caller maps soil table class
   !> 13 GRAVEL -> tc_class_gravel, 14 BEDROCK -> tc_class_bedrock, others -> other).
@@ -45,44 +46,83 @@ module nt_thermal_conductivity
 
 contains
 
-  !> Saturated conductivity lambda_sat of the common part (spec 7.3).
-  !>   smc, qz, smcmax, sh2o: see tdfcnd_stock (in)
-  elemental function saturated_conductivity(smc, qz, smcmax, sh2o) result(thksat)
-    real(dp), intent(in) :: smc, qz, smcmax, sh2o
-    real(dp) :: thksat
-    real(dp) :: thks, xu
+  !> Parameter-only factors of the conductivity (they depend on the soil
+  !> parameters, not on the moisture state), so a caller may compute them once
+  !> per layer and use tc_from_static_terms every step; results are bitwise
+  !> identical to thermal_conductivity.
+  !>   option     : tc_option_stock or tc_option_c05 (in)
+  !>   qz         : quartz fraction [-] (in)
+  !>   smcmax     : porosity n [m3 m-3] (in)
+  !>   tc_class   : tc_class_other / tc_class_gravel / tc_class_bedrock (in; option c05 only)
+  !>   dry_coef   : chi (gravel) or c (bedrock) [W m-1 K-1] (in; unused for other)
+  !>   solid_term : lambda_s**(1-n), lambda_s = 7.7**qz * 2.0**(1-qz) [W m-1 K-1]^(1-n) (out)
+  !>   thkdry     : dry conductivity lambda_dry [W m-1 K-1] (out)
+  elemental subroutine tc_static_terms(option, qz, smcmax, tc_class, dry_coef, solid_term, thkdry)
+    integer,  intent(in)  :: option, tc_class
+    real(dp), intent(in)  :: qz, smcmax, dry_coef
+    real(dp), intent(out) :: solid_term, thkdry
+    real(dp) :: thks, gammd
     thks = thk_qtz**qz * thk_oth**(1.0_dp - qz)                 ! lambda_s
+    solid_term = thks**(1.0_dp - smcmax)
+    if (option /= tc_option_stock .and. tc_class == tc_class_gravel) then
+      thkdry = dry_coef*10.0_dp**(-gravel_eta*smcmax)
+    else if (option /= tc_option_stock .and. tc_class == tc_class_bedrock) then
+      thkdry = dry_coef*smcmax**(-bedrock_exp)
+    else
+      gammd = (1.0_dp - smcmax)*2700.0_dp                        ! dry density gamma_d [kg m-3]
+      thkdry = (0.135_dp*gammd + 64.7_dp)/(2700.0_dp - 0.947_dp*gammd)
+    end if
+  end subroutine tc_static_terms
+
+  !> State-dependent part of the conductivity (spec 7.3), given the static
+  !> terms of tc_static_terms.
+  !>   option         : tc_option_stock or tc_option_c05 (in)
+  !>   smc            : total volumetric soil moisture [m3 m-3], > 0 (in)
+  !>   smcmax         : porosity n [m3 m-3] (in)
+  !>   sh2o           : liquid volumetric soil moisture [m3 m-3] (in)
+  !>   tc_class       : conductivity class (in; option c05 only)
+  !>   kappa_unfrozen : Cote-Konrad kappa, unfrozen [-] (in; gravel only)
+  !>   kappa_frozen   : Cote-Konrad kappa, frozen [-] (in; gravel only)
+  !>   solid_term     : lambda_s**(1-n) from tc_static_terms (in)
+  !>   thkdry         : lambda_dry from tc_static_terms [W m-1 K-1] (in)
+  !>   df             : thermal conductivity [W m-1 K-1] (result)
+  elemental function tc_from_static_terms(option, smc, smcmax, sh2o, tc_class, kappa_unfrozen, &
+                                          kappa_frozen, solid_term, thkdry) result(df)
+    integer,  intent(in) :: option, tc_class
+    real(dp), intent(in) :: smc, smcmax, sh2o, kappa_unfrozen, kappa_frozen, solid_term, thkdry
+    real(dp) :: df
+    real(dp) :: sr, xu, ice_factor, thksat, ake, kappa
+    logical  :: frozen
+
+    sr = smc/smcmax                                              ! Sr
     xu = (sh2o/smc)*smcmax                                       ! XU
-    thksat = thks**(1.0_dp - smcmax) * thk_ice**(smcmax - xu) * thk_wat**xu
-  end function saturated_conductivity
+    ! 2.2**(n-xu) is exactly 1 when n - xu == 0 (no ice): skip the power
+    if (smcmax - xu == 0.0_dp) then
+      ice_factor = 1.0_dp
+    else
+      ice_factor = thk_ice**(smcmax - xu)
+    end if
+    thksat = solid_term * ice_factor * thk_wat**xu               ! lambda_sat
+    frozen = (sh2o + frozen_margin) < smc
 
-  !> Johansen dry conductivity of natural soil from the dry density
-  !> gamma_d = 2700(1-n) [kg m-3] (spec 7.3).
-  !>   smcmax : porosity n [m3 m-3] (in)
-  elemental function dry_conductivity_johansen(smcmax) result(thkdry)
-    real(dp), intent(in) :: smcmax
-    real(dp) :: thkdry
-    real(dp) :: gammd
-    gammd = (1.0_dp - smcmax)*2700.0_dp
-    thkdry = (0.135_dp*gammd + 64.7_dp)/(2700.0_dp - 0.947_dp*gammd)
-  end function dry_conductivity_johansen
-
-  !> Johansen Kersten number: Sr if frozen; else log10(Sr)+1 if Sr > 0.1, else 0
-  !> (no clamp, spec 7.3).
-  !>   sr     : degree of saturation smc/smcmax [-] (in)
-  !>   frozen : frozen test result (in)
-  elemental function kersten_johansen(sr, frozen) result(ake)
-    real(dp), intent(in) :: sr
-    logical,  intent(in) :: frozen
-    real(dp) :: ake
-    if (frozen) then
+    if (option /= tc_option_stock .and. tc_class == tc_class_gravel) then
+      ! Cote & Konrad (2005) normalised conductivity
+      if (frozen) then
+        kappa = kappa_frozen
+      else
+        kappa = kappa_unfrozen
+      end if
+      ake = kappa*sr/(1.0_dp + (kappa - 1.0_dp)*sr)
+    else if (frozen) then
+      ! Johansen Kersten number (no clamp to <= 1)
       ake = sr
     else if (sr > 0.1_dp) then
       ake = log10(sr) + 1.0_dp
     else
       ake = 0.0_dp
     end if
-  end function kersten_johansen
+    df = ake*(thksat - thkdry) + thkdry
+  end function tc_from_static_terms
 
   !> Stock Noah thermal conductivity (TDFCND, OPT_TCND = 1), spec 7.3.
   !>   smc    : total volumetric soil moisture [m3 m-3], > 0 (in)
@@ -93,12 +133,10 @@ contains
   elemental function tdfcnd_stock(smc, qz, smcmax, sh2o) result(df)
     real(dp), intent(in) :: smc, qz, smcmax, sh2o
     real(dp) :: df
-    real(dp) :: sr, thksat, thkdry, ake
-    sr = smc/smcmax
-    thksat = saturated_conductivity(smc, qz, smcmax, sh2o)
-    thkdry = dry_conductivity_johansen(smcmax)
-    ake = kersten_johansen(sr, (sh2o + frozen_margin) < smc)
-    df = ake*(thksat - thkdry) + thkdry
+    real(dp) :: solid_term, thkdry
+    call tc_static_terms(tc_option_stock, qz, smcmax, tc_class_other, 0.0_dp, solid_term, thkdry)
+    df = tc_from_static_terms(tc_option_stock, smc, smcmax, sh2o, tc_class_other, 0.0_dp, 0.0_dp, &
+                              solid_term, thkdry)
   end function tdfcnd_stock
 
   !> Noah-Tibet thermal conductivity (TDFCND_C05, OPT_TCND = 2), spec 7.3.
@@ -122,29 +160,10 @@ contains
     integer,  intent(in) :: tc_class
     real(dp), intent(in) :: kappa_unfrozen, kappa_frozen, dry_coef
     real(dp) :: df
-    real(dp) :: sr, thksat, thkdry, ake, kappa
-    logical  :: frozen
-
-    sr = smc/smcmax
-    thksat = saturated_conductivity(smc, qz, smcmax, sh2o)
-    frozen = (sh2o + frozen_margin) < smc
-    select case (tc_class)
-    case (tc_class_gravel)
-      thkdry = dry_coef*10.0_dp**(-gravel_eta*smcmax)
-      if (frozen) then
-        kappa = kappa_frozen
-      else
-        kappa = kappa_unfrozen
-      end if
-      ake = kappa*sr/(1.0_dp + (kappa - 1.0_dp)*sr)
-    case (tc_class_bedrock)
-      thkdry = dry_coef*smcmax**(-bedrock_exp)
-      ake = kersten_johansen(sr, frozen)
-    case default
-      thkdry = dry_conductivity_johansen(smcmax)
-      ake = kersten_johansen(sr, frozen)
-    end select
-    df = ake*(thksat - thkdry) + thkdry
+    real(dp) :: solid_term, thkdry
+    call tc_static_terms(tc_option_c05, qz, smcmax, tc_class, dry_coef, solid_term, thkdry)
+    df = tc_from_static_terms(tc_option_c05, smc, smcmax, sh2o, tc_class, kappa_unfrozen, &
+                              kappa_frozen, solid_term, thkdry)
   end function tdfcnd_c05
 
   !> Thermal conductivity for the chosen option (tc_option_stock: tdfcnd_stock,
