@@ -20,8 +20,8 @@ module nt_land_surface_step
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lvh2o, lsubs, lsubf, sigma_sb, cph2o, cpice
   use nt_parameter_layout
-  use nt_thermal_conductivity, only: thermal_conductivity, tc_class_other
-  use nt_soil_heat, only: shflx
+  use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
+  use nt_soil_heat, only: shflx_cached
   use nt_soil_water, only: smflx, fac2mit
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
@@ -66,11 +66,14 @@ module nt_land_surface_step
     real(dp), allocatable :: bexp_frz(:), psisat_frz(:)   !< freezing (FRH2O); Q1 in layer 1
     real(dp), allocatable :: imp_exp_d(:), imp_exp_k(:)   !< ice-impedance exponents; Q5
     real(dp), allocatable :: smcwlt_veg(:), smcref_veg(:) !< CANRES / TRANSP wilting and reference
+    real(dp), allocatable :: tc_solid(:), tc_dry(:)       !< parameter-only conductivity factors
     ! effective scalars
     real(dp) :: df1_quartz, df1_smcmax      !< SFLX-level surface conductivity (spec 3.5)
     integer :: df1_class
+    real(dp) :: df1_solid, df1_dry
     real(dp) :: nopac_quartz, nopac_smcmax  !< snow-free heat solve conductivity (spec 5; Q3)
     integer :: nopac_class
+    real(dp) :: nopac_solid, nopac_dry
     real(dp) :: devap_smcmax, devap_smcdry  !< direct soil evaporation
     real(dp) :: kdt, frzx, flimit
     real(dp) :: smcwlt_entry1, smcwlt_entry2  !< infiltration capacity SMCAV, pass 1 / 2 (Q2)
@@ -245,6 +248,14 @@ contains
         p%imp_exp_k(k) = 1.25_dp * (p%dksat(k) - 3.0_dp)**2 + 6.0_dp
       end do
     end if
+
+    ! Conductivity factors that depend only on parameters, computed once.
+    call tc_static_terms(opt%thermal_conductivity, p%quartz, p%smcmax, p%tc_class, p%tc_dry_coef, &
+                         p%tc_solid, p%tc_dry)
+    call tc_static_terms(opt%thermal_conductivity, p%df1_quartz, p%df1_smcmax, p%df1_class, &
+                         p%tc_dry_coef(1), p%df1_solid, p%df1_dry)
+    call tc_static_terms(opt%thermal_conductivity, p%nopac_quartz, p%nopac_smcmax, p%nopac_class, &
+                         p%tc_dry_coef(1), p%nopac_solid, p%nopac_dry)
   end subroutine prepare_column
 
   subroutine allocate_column(p, n)
@@ -254,13 +265,13 @@ contains
       deallocate(p%dz, p%zsoil, p%rtdis, p%bexp, p%smcdry, p%smcmax, p%smcref, p%psisat, &
                  p%dksat, p%dwsat, p%smcwlt, p%quartz, p%csoil, p%tc_class, p%tc_kappa_unfrozen, &
                  p%tc_kappa_frozen, p%tc_dry_coef, p%bexp_frz, p%psisat_frz, p%imp_exp_d, &
-                 p%imp_exp_k, p%smcwlt_veg, p%smcref_veg)
+                 p%imp_exp_k, p%smcwlt_veg, p%smcref_veg, p%tc_solid, p%tc_dry)
     end if
     allocate(p%dz(n), p%zsoil(n), p%rtdis(n), p%bexp(n), p%smcdry(n), p%smcmax(n), p%smcref(n), &
              p%psisat(n), p%dksat(n), p%dwsat(n), p%smcwlt(n), p%quartz(n), p%csoil(n), &
              p%tc_class(n), p%tc_kappa_unfrozen(n), p%tc_kappa_frozen(n), p%tc_dry_coef(n), &
              p%bexp_frz(n), p%psisat_frz(n), p%imp_exp_d(n), p%imp_exp_k(n), p%smcwlt_veg(n), &
-             p%smcref_veg(n))
+             p%smcref_veg(n), p%tc_solid(n), p%tc_dry(n))
     p%nsoil = n
   end subroutine allocate_column
 
@@ -363,9 +374,9 @@ contains
     end if
 
     ! --- surface-layer conductance and provisional ground heat flux (spec 3.5)
-    df1 = thermal_conductivity(opt%thermal_conductivity, smc(1), p%df1_quartz, p%df1_smcmax, &
-                               sh2o(1), p%df1_class, p%tc_kappa_unfrozen(1), &
-                               p%tc_kappa_frozen(1), p%tc_dry_coef(1))
+    df1 = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%df1_smcmax, sh2o(1), &
+                               p%df1_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
+                               p%df1_solid, p%df1_dry)
     df1 = df1 * exp(p%sbeta * shdfac)
     if (sncovr > full_snow_cover_df) df1 = sncond
     dsoil = -0.5_dp * p%zsoil(1)
@@ -483,16 +494,16 @@ contains
       d%runoff2 = (runoff2 + runoff3 / dt) * 1000.0_dp
 
       ! Soil heat with the moisture after the water step (spec 5; quirk Q3).
-      df1n = thermal_conductivity(opt%thermal_conductivity, smc(1), p%nopac_quartz, &
-                                  p%nopac_smcmax, sh2o(1), p%nopac_class, &
-                                  p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), p%tc_dry_coef(1))
+      df1n = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%nopac_smcmax, sh2o(1), &
+                                  p%nopac_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
+                                  p%nopac_solid, p%nopac_dry)
       df1n = df1n * exp(p%sbeta * shdfac)
       yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
       zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
-      call shflx(n, dt, yy, zz1, df1n, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
-                 p%psisat_frz, p%quartz, opt%thermal_conductivity, p%tc_class, &
-                 p%tc_kappa_unfrozen, p%tc_kappa_frozen, p%tc_dry_coef, p%csoil, stc, sh2o, &
-                 d%g_top, d%f_bottom)
+      call shflx_cached(n, dt, yy, zz1, df1n, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
+                        p%psisat_frz, opt%thermal_conductivity, p%tc_class, p%tc_kappa_unfrozen, &
+                        p%tc_kappa_frozen, p%tc_solid, p%tc_dry, p%csoil, stc, sh2o, &
+                        d%g_top, d%f_bottom)
       t1 = (yy + (zz1 - 1.0_dp) * stc(1)) / zz1
       ssoil = df1n * (stc(1) - t1) / (0.5_dp * p%zsoil(1))
     end subroutine nopac
@@ -610,10 +621,10 @@ contains
       zz1 = 1.0_dp
       yy = stc(1) - 0.5_dp * ssoil * p%zsoil(1) * zz1 / df1
       t1_keep = t1
-      call shflx(n, dt, yy, zz1, df1, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
-                 p%psisat_frz, p%quartz, opt%thermal_conductivity, p%tc_class, &
-                 p%tc_kappa_unfrozen, p%tc_kappa_frozen, p%tc_dry_coef, p%csoil, stc, sh2o, &
-                 d%g_top, d%f_bottom)
+      call shflx_cached(n, dt, yy, zz1, df1, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
+                        p%psisat_frz, opt%thermal_conductivity, p%tc_class, p%tc_kappa_unfrozen, &
+                        p%tc_kappa_frozen, p%tc_solid, p%tc_dry, p%csoil, stc, sh2o, &
+                        d%g_top, d%f_bottom)
       t1 = t1_keep
 
       ! Compaction (6.4).

@@ -98,14 +98,19 @@ contains
                                        imp_exp_d, imp_exp_k, wdf, wcnd)
     real(dp), intent(in)  :: theta_tot, smcmax, bexp, dksat, dwsat, sice, imp_exp_d, imp_exp_k
     real(dp), intent(out) :: wdf, wcnd
-    real(dp) :: factr
+    real(dp), parameter :: ln10 = log(10.0_dp)
+    real(dp) :: factr, log_factr
     factr = max(factr_min, theta_tot/smcmax)
-    wdf = dwsat*factr**(bexp + 2.0_dp)
-    wcnd = dksat*factr**(2.0_dp*bexp + 3.0_dp)
+    ! The powers factr**(b+2), factr**(2b+3) and 10**(-E*sice) evaluated as
+    ! exponentials of one logarithm (equal in exact arithmetic; this routine is
+    ! called for every layer and pass, and the powers dominated its cost).
+    log_factr = log(factr)
+    wdf = dwsat*exp((bexp + 2.0_dp)*log_factr)
+    wcnd = dksat*exp((2.0_dp*bexp + 3.0_dp)*log_factr)
     ! 10**(-E*0) = 1 exactly: skip the impedance factors when there is no ice
     if (sice /= 0.0_dp) then
-      wdf = wdf*10.0_dp**(-imp_exp_d*sice)
-      wcnd = wcnd*10.0_dp**(-imp_exp_k*sice)
+      wdf = wdf*exp(-imp_exp_d*sice*ln10)
+      wcnd = wcnd*exp(-imp_exp_k*sice*ln10)
     end if
   end subroutine wdfcnd_ice_impedance
 

@@ -73,7 +73,10 @@ contains
     converged = .false.
     do while (nlog < max_iter .and. .not. converged)
       nlog = nlog + 1
-      resid = log(psis_term*((1.0_dp + ck*swl)**2)*(smcmax/(smc - swl))**bx) - log_temp
+      ! ln(psis g/Lf (1+CK SWL)^2 (SMCMAX/(SMC-SWL))^BX) - ln(-(T-T0)/T), with the
+      ! power taken out of the logarithm (two logarithms instead of a logarithm
+      ! and a power; equal in exact arithmetic, a few ulp apart in floating point).
+      resid = log(psis_term*((1.0_dp + ck*swl)**2)) + bx*log(smcmax/(smc - swl)) - log_temp
       slope = 2.0_dp*ck/(1.0_dp + ck*swl) + bx/(smc - swl)
       swlk = swl - resid/slope
       if (swlk > (smc - min_liq)) swlk = smc - min_liq

@@ -35,6 +35,8 @@ module nt_thermal_conductivity
   ! Constituent conductivities [W m-1 K-1], spec 7.3 / section 9.
   real(dp), parameter :: thk_ice = 2.2_dp    !< ice
   real(dp), parameter :: thk_wat = 0.57_dp   !< liquid water
+  real(dp), parameter :: log_thk_ice = log(thk_ice)  !< ln(lambda_ice)
+  real(dp), parameter :: log_thk_wat = log(thk_wat)  !< ln(lambda_w)
   real(dp), parameter :: thk_oth = 2.0_dp    !< non-quartz minerals
   real(dp), parameter :: thk_qtz = 7.7_dp    !< quartz
   ! Gravel / bedrock dry-conductivity exponents (spec 7.3 table, Cote & Konrad 2005 eta;
@@ -96,13 +98,10 @@ contains
 
     sr = smc/smcmax                                              ! Sr
     xu = (sh2o/smc)*smcmax                                       ! XU
-    ! 2.2**(n-xu) is exactly 1 when n - xu == 0 (no ice): skip the power
-    if (smcmax - xu == 0.0_dp) then
-      ice_factor = 1.0_dp
-    else
-      ice_factor = thk_ice**(smcmax - xu)
-    end if
-    thksat = solid_term * ice_factor * thk_wat**xu               ! lambda_sat
+    ! lambda_ice**(n-xu) * lambda_w**xu as one exponential (equal in exact
+    ! arithmetic to the two powers of the formula, a few ulp apart in floating point)
+    ice_factor = exp((smcmax - xu)*log_thk_ice + xu*log_thk_wat)
+    thksat = solid_term * ice_factor                             ! lambda_sat
     frozen = (sh2o + frozen_margin) < smc
 
     if (option /= tc_option_stock .and. tc_class == tc_class_gravel) then
