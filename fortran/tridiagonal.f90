@@ -12,7 +12,8 @@ module nt_tridiagonal
 contains
 
   !> Solve a(k) x(k-1) + b(k) x(k) + c(k) x(k+1) = r(k), k = 1..n, with the
-  !> Thomas algorithm in the exact operation order of spec 7.2:
+  !> Thomas algorithm of spec 7.2 (each row divides once: the pivot's
+  !> reciprocal multiplies both P_k and Delta_k, as Noah's ROSR12 does):
   !>   P_1 = -c_1/b_1,  Delta_1 = r_1/b_1,
   !>   P_k = -c_k/(b_k + a_k P_{k-1}),  Delta_k = (r_k - a_k Delta_{k-1})/(b_k + a_k P_{k-1}),
   !>   x_n = Delta_n,   x_k = P_k x_{k+1} + Delta_k.
@@ -31,7 +32,7 @@ contains
 
     real(dp) :: p(n)        ! P_k, elimination multipliers
     real(dp) :: delta(n)    ! Delta_k, reduced right-hand side
-    real(dp) :: denom       ! b_k + a_k P_{k-1}
+    real(dp) :: rdenom      ! 1/(b_k + a_k P_{k-1})
     integer  :: k
 
     if (n == 1) then
@@ -42,13 +43,13 @@ contains
     p(1) = -c(1)/b(1)
     delta(1) = r(1)/b(1)
     do k = 2, n - 1
-      denom = b(k) + a(k)*p(k-1)
-      p(k) = -c(k)/denom
-      delta(k) = (r(k) - a(k)*delta(k-1))/denom
+      rdenom = 1.0_dp/(b(k) + a(k)*p(k-1))
+      p(k) = -c(k)*rdenom
+      delta(k) = (r(k) - a(k)*delta(k-1))*rdenom
     end do
     ! last row: c(n) = 0, so only Delta_n is needed (x_n = Delta_n)
-    denom = b(n) + a(n)*p(n-1)
-    delta(n) = (r(n) - a(n)*delta(n-1))/denom
+    rdenom = 1.0_dp/(b(n) + a(n)*p(n-1))
+    delta(n) = (r(n) - a(n)*delta(n-1))*rdenom
 
     x(n) = delta(n)
     do k = n - 1, 1, -1
