@@ -1,0 +1,265 @@
+"""Run configuration: a TOML file validated against a schema.
+
+Every section and key is declared below with its type, default and meaning.
+An unknown key, a value of the wrong type, a value out of range or a missing
+input file is a :class:`~noahtibet.errors.ConfigError` naming the file, the
+key (as ``section.key``) and the value.  ``noahtibet config-template`` prints a
+complete file with every default.
+
+Example (the built-in demo)::
+
+    [domain]
+    kind = "demo"
+    spacing = 0.5
+
+    [spinup]
+    start_year = 1979
+    end_year = 1983
+    cycles = 4
+
+    [run]
+    start_year = 1979
+    end_year = 2018
+
+    [output]
+    directory = "demo_output"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass
+class DomainConfig:
+    kind: str = "demo"                 # "demo" (built-in synthetic domain) or "cmfd"
+    spacing: float = 0.5               # grid spacing [deg], a multiple of 0.1
+    bbox: list = field(default_factory=lambda: [73.0, 26.0, 105.0, 40.0])  # west, south, east, north
+    max_cells: int = 0                 # >0: keep only the first N domain cells (tests, quick looks)
+
+
+@dataclass
+class ForcingConfig:
+    provider: str = "demo"             # "demo" or "cmfd"
+    path: str = ""                     # directory of monthly CMFD files (provider "cmfd")
+    cache_spinup: bool = True          # keep the spin-up period's forcing in memory between cycles
+
+
+@dataclass
+class StaticConfig:
+    """Static inputs of a real domain (paths); unused by the demo."""
+    soil: str = ""
+    vegetation: str = ""
+    lai: str = ""
+    green_fraction: str = ""
+    elevation: str = ""
+    domain_boundary: str = ""
+    glacier: str = ""
+    lakes: dict = field(default_factory=dict)   # year -> path
+    reference_map: str = ""
+
+
+@dataclass
+class PhysicsConfig:
+    surface_exchange: str = "yang08"   # chen97 | myj | yang08
+    iz0tlnd: int = 0
+    thermal_conductivity: str = "noah_tibet"   # stock | noah_tibet
+    frozen_soil_hydraulics: str = "ice_impedance"  # stock | ice_impedance
+    legacy_quirks: bool = True
+    timestep: int = 10800              # model step [s]
+
+
+@dataclass
+class SpinupConfig:
+    start_year: int = 1979             # first year of the recycled forcing period
+    end_year: int = 1983               # last year of the recycled forcing period
+    cycles: int = 100                  # number of passes over the period (100 x 5 years = 500 years)
+    tolerance: float = 0.0             # >0: stop when every cell changes less than this [K] per cycle
+    initial_moisture_fraction: float = 0.5  # cold start: total moisture as a fraction of porosity
+
+
+@dataclass
+class RunConfig:
+    start_year: int = 1979
+    end_year: int = 2018
+    product_start_year: int = 1980     # first year with a product (needs the previous year)
+
+
+@dataclass
+class OutputConfig:
+    directory: str = "noahtibet_output"
+    geotiff: bool = True
+    netcdf: bool = True
+    cell_size_m: float = 0.0           # 0: the products module's default
+    points: list = field(default_factory=list)   # [[name, lon, lat], ...] saved daily
+
+
+@dataclass
+class ParametersConfig:
+    """Named overrides applied to every column (see noahtibet.layout)."""
+    column: dict = field(default_factory=dict)
+    layer: dict = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    static: StaticConfig = field(default_factory=StaticConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    spinup: SpinupConfig = field(default_factory=SpinupConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    parameters: ParametersConfig = field(default_factory=ParametersConfig)
+    path: str = "<defaults>"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+_SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "path"}
+
+
+def _error(path, key, value, reason):
+    return ConfigError(reason, path=path, field=key, value=value)
+
+
+def _check_type(path, key, value, default):
+    expected = type(default)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise _error(path, key, value, f"must be of type {expected.__name__}")
+    return value
+
+
+def _section(path, name, cls, data):
+    if not isinstance(data, dict):
+        raise _error(path, name, data, "must be a table ([section])")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise _error(path, f"{name}.{key}", value, f"is not a known key{extra}")
+        values[key] = _check_type(path, f"{name}.{key}", value, getattr(defaults, key))
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> None:
+    p = cfg.path
+    checks = [
+        (cfg.domain.kind in ("demo", "cmfd"), "domain.kind", cfg.domain.kind, "must be 'demo' or 'cmfd'"),
+        (cfg.forcing.provider in ("demo", "cmfd"), "forcing.provider", cfg.forcing.provider,
+         "must be 'demo' or 'cmfd'"),
+        (cfg.domain.spacing > 0 and abs(cfg.domain.spacing * 10 - round(cfg.domain.spacing * 10)) < 1e-9,
+         "domain.spacing", cfg.domain.spacing, "must be a positive multiple of 0.1 degree"),
+        (len(cfg.domain.bbox) == 4, "domain.bbox", cfg.domain.bbox, "must be [west, south, east, north]"),
+        (cfg.physics.surface_exchange in ("chen97", "myj", "yang08"), "physics.surface_exchange",
+         cfg.physics.surface_exchange, "must be chen97, myj or yang08"),
+        (cfg.physics.thermal_conductivity in ("stock", "noah_tibet"), "physics.thermal_conductivity",
+         cfg.physics.thermal_conductivity, "must be stock or noah_tibet"),
+        (cfg.physics.frozen_soil_hydraulics in ("stock", "ice_impedance"),
+         "physics.frozen_soil_hydraulics", cfg.physics.frozen_soil_hydraulics,
+         "must be stock or ice_impedance"),
+        (cfg.physics.timestep > 0 and 86400 % cfg.physics.timestep == 0, "physics.timestep",
+         cfg.physics.timestep, "must divide a day into whole steps"),
+        (cfg.spinup.end_year >= cfg.spinup.start_year, "spinup.end_year", cfg.spinup.end_year,
+         "must not be before spinup.start_year"),
+        (cfg.spinup.cycles >= 0, "spinup.cycles", cfg.spinup.cycles, "must be >= 0"),
+        (cfg.spinup.tolerance >= 0, "spinup.tolerance", cfg.spinup.tolerance, "must be >= 0"),
+        (0 < cfg.spinup.initial_moisture_fraction <= 1, "spinup.initial_moisture_fraction",
+         cfg.spinup.initial_moisture_fraction, "must be in (0, 1]"),
+        (cfg.run.end_year >= cfg.run.start_year, "run.end_year", cfg.run.end_year,
+         "must not be before run.start_year"),
+        (cfg.run.start_year <= cfg.run.product_start_year <= cfg.run.end_year + 1,
+         "run.product_start_year", cfg.run.product_start_year, "must lie within the run"),
+    ]
+    for ok, key, value, reason in checks:
+        if not ok:
+            raise _error(p, key, value, reason)
+    for i, point in enumerate(cfg.output.points):
+        if not (isinstance(point, list) and len(point) == 3 and isinstance(point[0], str)
+                and all(isinstance(v, (int, float)) for v in point[1:])):
+            raise _error(p, f"output.points[{i}]", point, "must be [name, lon, lat]")
+    if cfg.forcing.provider == "cmfd":
+        if not cfg.forcing.path or not Path(cfg.forcing.path).is_dir():
+            raise _error(p, "forcing.path", cfg.forcing.path, "is not an existing directory")
+    for key in ("soil", "vegetation", "lai", "green_fraction", "elevation", "domain_boundary",
+                "glacier", "reference_map"):
+        value = getattr(cfg.static, key)
+        if value and not Path(value).exists():
+            raise _error(p, f"static.{key}", value, "file does not exist")
+
+
+def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None) -> Config:
+    """Validate a parsed configuration mapping."""
+    sections = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            hint = difflib.get_close_matches(name, sorted(_SECTIONS), n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise _error(path, name, None, f"is not a known section{extra}")
+        sections[name] = _section(path, name, _SECTIONS[name], value)
+    cfg = Config(**sections, path=path)
+    if base_dir is not None:   # relative input paths are relative to the config file
+        if cfg.forcing.path and not Path(cfg.forcing.path).is_absolute():
+            cfg.forcing.path = str(base_dir / cfg.forcing.path)
+        if not Path(cfg.output.directory).is_absolute():
+            cfg.output.directory = str(base_dir / cfg.output.directory)
+    _validate(cfg)
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    return from_dict(data, str(path), base_dir=path.parent)
+
+
+def template() -> str:
+    """A complete configuration file with every default, as TOML."""
+    lines = ["# noahtibet configuration: every key with its default"]
+    for name, cls in _SECTIONS.items():
+        lines.append(f"\n[{name}]")
+        for f in fields(cls):
+            lines.append(f"{f.name} = {_toml_value(getattr(cls(), f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return repr(v)
