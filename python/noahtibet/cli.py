@@ -28,6 +28,61 @@ def _cmd_point(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulation(args, cfg):
+    from .parallel import get_comm
+    from .simulation import Simulation
+
+    comm = get_comm({"auto": None, "on": True, "off": False}[args.mpi])
+    if comm.rank == 0:
+        log.info("noahtibet %s: configuration %s, %d rank(s)", __version__, cfg.path, comm.size)
+    return Simulation(cfg, comm)
+
+
+def _report_summary(sim) -> None:
+    if sim.comm.rank != 0:
+        return
+    s = sim.summary
+    if s.permafrost_area_km2:
+        years = sorted(s.permafrost_area_km2)
+        first, last = years[0], years[-1]
+        log.info("permafrost area %d: %.0f km2, %d: %.0f km2", first,
+                 s.permafrost_area_km2[first], last, s.permafrost_area_km2[last])
+    log.info("outputs in %s", sim.out)
+
+
+def _cmd_stage(stages):
+    def run(args):
+        from . import config
+
+        cfg = config.load(args.config)
+        sim = _simulation(args, cfg)
+        sim.run(resume=args.resume, stages=stages)
+        _report_summary(sim)
+        return 0
+    return run
+
+
+def _cmd_demo(args) -> int:
+    from .demo_run import run_demo
+
+    return run_demo(args)
+
+
+def _cmd_template(args) -> int:
+    from .config import template
+
+    print(template(), end="")
+    return 0
+
+
+def _add_run_options(p):
+    p.add_argument("config", help="TOML configuration file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest restart file in the output directory")
+    p.add_argument("--mpi", choices=("auto", "on", "off"), default="auto",
+                   help="use MPI (auto: when started by mpirun/mpiexec)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="noahtibet",
@@ -50,6 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
     quirks.add_argument("--no-legacy-quirks", dest="legacy_quirks", action="store_false",
                         help="consistent physics: every layer uses its own soil parameters")
     p.set_defaults(func=_cmd_point)
+
+    for name, stages, text in (
+            ("run", ("spinup", "transient"), "spin-up, transient run and yearly products"),
+            ("spinup", ("spinup",), "the spin-up stage only (restart files per cycle)"),
+            ("transient", ("transient",), "the transient run from the finished spin-up"),
+    ):
+        p = sub.add_parser(name, help=text, description=f"Gridded simulation: {text}.")
+        _add_run_options(p)
+        p.set_defaults(func=_cmd_stage(stages))
+
+    p = sub.add_parser("demo", help="the whole pipeline on the built-in synthetic demo domain",
+                       description="Run spin-up, transient run 1979-2018 and the yearly products "
+                                   "on the built-in SYNTHETIC demo domain, shortened to fit a "
+                                   "laptop; prints what was shortened.")
+    p.add_argument("--out", default="noahtibet_demo", help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
+    p.add_argument("--mpi", choices=("auto", "on", "off"), default="auto")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("config-template", help="print a configuration file with every default")
+    p.set_defaults(func=_cmd_template)
     return parser
 
 

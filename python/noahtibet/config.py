@@ -126,7 +126,7 @@ class Config:
         return d
 
 
-_SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "path"}
+_SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "path"}
 
 
 def _error(path, key, value, reason):
