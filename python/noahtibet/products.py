@@ -452,12 +452,13 @@ def write_class_geotiff(classes, grid: LatLonGrid, year: int, path: str | os.Pat
     with _atomic_path(path) as tmp:
         with MemoryFile() as mem:
             with mem.open(**profile) as src:
+                # the palette interpretation must be set before pixels are written
+                src.colorinterp = [ColorInterp.palette]
+                src.write_colormap(1, CLASS_COLOURS)
                 src.write(image, 1)
                 src.update_tags(**tags)
                 src.set_band_description(1, "frozen_ground_class")
                 src.update_tags(1, **{f"class_{v}": name for v, name in CLASS_NAMES.items()})
-                src.write_colormap(1, CLASS_COLOURS)
-                src.colorinterp = [ColorInterp.palette]
             with mem.open() as src:
                 rio_shutil.copy(src, str(tmp), driver="COG", COMPRESS="DEFLATE",
                                 BLOCKSIZE=int(blocksize), OVERVIEWS="AUTO",
