@@ -9,4 +9,4 @@ if ! command -v gfortran >/dev/null 2>&1; then
   $SUDO apt-get install -y -qq gfortran >/dev/null
 fi
 python3 -m pip install --quiet --upgrade pip
-python3 -m pip install --quiet ".[test]"
+python3 -m pip install --quiet ".[test,mpi]"
