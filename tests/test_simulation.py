@@ -1,0 +1,187 @@
+"""Gridded runs: restarts, rank independence, spin-up convergence, products."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+
+from noahtibet.demo_run import demo_config
+from noahtibet.simulation import Simulation, latest_restart, read_restart
+
+SMALL = {"domain": {"max_cells": 12}, "spinup": {"start_year": 1979, "end_year": 1979,
+                                                  "cycles": 2},
+         "run": {"start_year": 1979, "end_year": 1981, "product_start_year": 1980}}
+
+
+def small_config(out, **over):
+    sections = {k: dict(v) for k, v in SMALL.items()}
+    for k, v in over.items():
+        sections.setdefault(k, {}).update(v)
+    return demo_config(out, **sections)
+
+
+def read_outputs(out: Path) -> dict:
+    """All numeric content of the annual files and the last restart."""
+    result = {}
+    for f in sorted((out / "annual").glob("annual_*.nc")) + [latest_restart(out / "restart")]:
+        with netCDF4.Dataset(f) as nc:
+            nc.set_auto_mask(False)
+            for v in nc.variables:
+                result[f"{f.name}:{v}"] = np.array(nc[v][:])
+    return result
+
+
+def assert_same(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    sim = Simulation(small_config(out))
+    summary = sim.run()
+    return out, summary
+
+
+def test_products_and_annual_files_exist(straight_run):
+    out, summary = straight_run
+    assert sorted(p.name for p in (out / "products").glob("*.tif")) == [
+        "noahtibet_frozen_ground_1980.tif", "noahtibet_frozen_ground_1981.tif"]
+    with netCDF4.Dataset(out / "products" / "noahtibet_frozen_ground.nc") as nc:
+        assert list(nc["year"][:]) == [1980, 1981]
+        classes = np.array(nc["frozen_ground_class"][:].filled(255))
+    assert set(np.unique(classes)) <= {1, 2, 3, 255}
+    assert np.sum(classes != 255) == 2 * 12    # the 12 simulated cells, two years
+    assert summary.column_steps == 12 * (2 * 2920 + 2920 + 2928 + 2920)
+
+
+def test_run_split_by_restart_equals_straight_run(tmp_path, straight_run):
+    straight, _ = straight_run
+    out = tmp_path / "split"
+    # stop after the spin-up and the first transient year, as a killed job would
+    cfg = small_config(out, run={"end_year": 1979})
+    Simulation(cfg).run()
+    assert latest_restart(out / "restart").name == "transient_1979.nc"
+    cfg_full = small_config(out)
+    state, prev, info, extra = read_restart(latest_restart(out / "restart"))
+    # restarts carry the digest of the config that wrote them; rewrite it for the full config
+    from noahtibet.simulation import config_digest, write_restart
+    info["config_digest"] = config_digest(cfg_full)
+    write_restart(out / "restart" / "transient_1979.nc", state, prev, info)
+    Simulation(cfg_full).run(resume=True)
+    assert_same(read_outputs(out), read_outputs(straight))
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    out = tmp_path / "r"
+    Simulation(small_config(out, run={"end_year": 1979})).run()
+    changed = small_config(out, physics={"surface_exchange": "myj"})
+    with pytest.raises(RuntimeError, match="different configuration"):
+        Simulation(changed).run(resume=True)
+
+
+def test_resume_mid_spinup_equals_straight_run(tmp_path, straight_run):
+    straight, _ = straight_run
+    out = tmp_path / "mid"
+    Simulation(small_config(out)).run()
+    # pretend the job was killed after spin-up cycle 1: keep only that restart
+    for f in (out / "restart").glob("*.nc"):
+        if f.name != "spinup_cycle_0001.nc":
+            f.unlink()
+    shutil.rmtree(out / "annual")
+    Simulation(small_config(out)).run(resume=True)
+    assert_same(read_outputs(out), read_outputs(straight))
+
+
+def test_spinup_stops_at_the_first_cycle_below_tolerance(tmp_path):
+    # free run: record the per-cycle changes
+    free = tmp_path / "free"
+    cfg = small_config(free, spinup={"cycles": 5}, run={"end_year": 1979})
+    sim = Simulation(cfg)
+    sim.run(stages=("spinup",))
+    changes = []
+    for c in range(1, 6):
+        _, _, _, extra = read_restart(free / "restart" / f"spinup_cycle_{c:04d}.nc")
+        changes.append(extra["cycle_change"].max())
+    assert np.isinf(changes[0]) and all(np.isfinite(changes[1:]))
+    # the known answer: with this tolerance the first cycle whose largest change is
+    # below it is the cycle with the smallest change (or an earlier one below it)
+    tol = float(min(changes[1:])) * 1.0001
+    expected = next(c for c in range(2, 6) if changes[c - 1] < tol)
+    stop = tmp_path / "stop"
+    sim2 = Simulation(small_config(stop, spinup={"cycles": 5, "tolerance": tol},
+                                   run={"end_year": 1979}))
+    sim2.run(stages=("spinup",))
+    assert sim2.summary.spinup_cycles == expected
+    assert not (stop / "restart" / f"spinup_cycle_{expected + 1:04d}.nc").exists()
+    a, _, _, _ = read_restart(free / "restart" / f"spinup_cycle_{expected:04d}.nc")
+    b, _, _, _ = read_restart(stop / "restart" / f"spinup_cycle_{expected:04d}.nc")
+    assert np.array_equal(a.stc, b.stc)
+
+
+def test_unconverged_cells_are_listed(tmp_path):
+    out = tmp_path / "u"
+    sim = Simulation(small_config(out, spinup={"cycles": 2, "tolerance": 1e-12},
+                                  run={"end_year": 1979}))
+    sim.run(stages=("spinup",))
+    import json
+    report = json.loads((out / "spinup_report.json").read_text())
+    assert len(report["unconverged_cells"]) == 12
+    assert {"column", "lon", "lat", "change_K"} <= set(report["unconverged_cells"][0])
+
+
+def _mpi_available():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("mpiexec") is not None
+
+
+@pytest.mark.skipif(not _mpi_available(), reason="mpi4py / mpiexec not installed")
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_results_do_not_depend_on_the_number_of_ranks(tmp_path, straight_run, ranks):
+    straight, _ = straight_run
+    out = tmp_path / f"mpi{ranks}"
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_simulation import small_config\n"
+        "from noahtibet.simulation import Simulation\n"
+        "from noahtibet.parallel import get_comm\n"
+        "Simulation(small_config(sys.argv[1]), get_comm(True)).run()\n" % str(Path(__file__).parent))
+    proc = subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, str(script), str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_same(read_outputs(out), read_outputs(straight))
+
+
+@pytest.mark.skipif(not _mpi_available(), reason="mpi4py / mpiexec not installed")
+def test_a_failing_rank_stops_the_job_naming_the_cell(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_simulation import small_config\n"
+        "from noahtibet.simulation import Simulation\n"
+        "from noahtibet.parallel import get_comm\n"
+        "from noahtibet import layout\n"
+        "comm = get_comm(True)\n"
+        "sim = Simulation(small_config(sys.argv[1]), comm)\n"
+        "if comm.rank == 1:\n"
+        "    sim.local.state.surface[0, layout.index(layout.SURFACE_STATE, 'snow_depth')] = 1e-9\n"
+        "    sim.local.state.surface[0, layout.index(layout.SURFACE_STATE, 'snow_water')] = 1.0\n"
+        "sim.run()\n" % str(Path(__file__).parent))
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script), str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "rank 1 of 2 failed" in proc.stderr
+    assert "snow density" in proc.stderr and "cell 6 at" in proc.stderr
