@@ -62,6 +62,16 @@ def run_demo(args) -> int:
         log.info("noahtibet demo -> %s", cfg.output.directory)
         for line in shortenings(cfg):
             log.info("shortened relative to the product's protocol: %s", line)
+    from .demo_truth import TRUE_PARAMETERS, make_truth
+
+    if comm.rank == 0:
+        log.info("stage 1/2: the demo's truth (a run with hidden 'true' parameters, %d of them) "
+                 "-> 2010 reference map and observation sites",
+                 len(TRUE_PARAMETERS["column"]) + len(TRUE_PARAMETERS["layer"]))
+    truth = make_truth(cfg, comm, resume=True)
+    if comm.rank == 0:
+        log.info("truth written to %s", truth)
+        log.info("stage 2/2: the product run with the default parameters")
     sim = Simulation(cfg, comm)
     if comm.rank == 0:
         log.info("%d simulated cells, %d layers, %s", sim.ncol, sim.local.state.nlay,

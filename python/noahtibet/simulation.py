@@ -75,6 +75,7 @@ class DomainModel:
     column_spec: Callable[[int, int], object]   # (row, col) -> parameters.ColumnSpec
     monthly: Callable[[int, int], np.ndarray]   # (row, col) -> (nmon, 12)
     description: str = ""
+    elevation: np.ndarray | None = None         # (nlat, nlon) [m], for site metadata
 
     @property
     def ncol(self) -> int:
@@ -105,7 +106,7 @@ def demo_model(cfg: Config) -> DomainModel:
         grid=demo.grid, simulated=Domain(demo.grid, simulated),
         static_nodata=~(study & ~demo.glacier_mask), lake_mask=demo.lake_mask,
         provider=DemoForcingProvider(demo), column_spec=demo.column_spec, monthly=monthly,
-        description="built-in SYNTHETIC demo domain (not real data)")
+        description="built-in SYNTHETIC demo domain (not real data)", elevation=demo.elevation)
 
 
 def build_model(cfg: Config) -> DomainModel:
