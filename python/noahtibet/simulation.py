@@ -363,6 +363,8 @@ class Simulation:
             self.model.provider, self.local.rows, self.local.cols,
             cache_years=range(spin.start_year, spin.end_year + 1) if cfg.forcing.cache_spinup else ())
         self.point_cells = self._point_cells()
+        self._cold = True        # no step run yet from the cold-start state
+        self._prev_tmax = None   # annual maximum temperatures of the previous year
 
     # ---- helpers ---------------------------------------------------------------------------
     def _point_cells(self) -> dict:
@@ -384,17 +386,16 @@ class Simulation:
                 out[name] = int(pos[0])
         return out
 
-    def _run_year(self, year: int, diag: AnnualDiagnostics, first_step_q1: bool = False,
-                  daily: dict | None = None) -> None:
+    def _run_year(self, year: int, diag: AnnualDiagnostics, daily: dict | None = None) -> None:
         """Advance the local columns through one calendar year."""
         loc = self.local
         for month in range(1, 13):
             times, forcing = self.forcing.month(year, month)
-            if first_step_q1:   # the legacy driver's Q1 = Q2 on the very first step
+            if self._cold:   # the legacy driver's Q1 = Q2 on the very first step
                 qi = layout.index(layout.SURFACE_STATE, "q1")
                 loc.state.surface[:, qi] = forcing[0, layout.index(layout.FORCING,
                                                                   "specific_humidity"), :]
-                first_step_q1 = False
+                self._cold = False
             prev, nxt, w = month_interpolation(times)
             calendar = Calendar(prev, nxt, w)
             t0 = time.perf_counter()
@@ -493,6 +494,7 @@ class Simulation:
             return {"stage": "cold"}
         state, prev, info, extra = payload
         self._scatter_state(state)
+        self._cold = False
         self._prev_tmax = None if prev is None else prev[self.local.index]
         info = dict(info)
         info["extra"] = extra
@@ -515,14 +517,12 @@ class Simulation:
                 first_cycle = cfg.cycles + 1
         progress = Progress("spin-up cycle", cfg.cycles, self.comm)
         progress.done = first_cycle - 1
-        cold = start["stage"] == "cold"
         for cycle in range(first_cycle, cfg.cycles + 1):
             tsum = np.zeros_like(self.local.state.stc)
             count = 0
             for year in years:
                 diag = AnnualDiagnostics.empty(self.local.n, self.local.state.nlay)
-                self._run_year(year, diag, first_step_q1=cold)
-                cold = False
+                self._run_year(year, diag)
                 tsum += diag.tsum
                 count = count + diag.count
             # the last spin-up year is the "previous year" of the first transient year
@@ -590,7 +590,7 @@ class Simulation:
     def transient(self, start: dict) -> None:
         cfg = self.cfg.run
         first = cfg.start_year
-        prev_tmax = getattr(self, "_prev_tmax", None)
+        prev_tmax = self._prev_tmax
         if start["stage"] == "transient":
             first = int(start["year"]) + 1
         years = list(range(first, cfg.end_year + 1))
