@@ -21,8 +21,8 @@ module nt_land_surface_step
   use nt_constants, only: tfreez, lvh2o, lsubs, lsubf, sigma_sb, cph2o, cpice
   use nt_parameter_layout
   use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
-  use nt_soil_heat, only: shflx_cached
-  use nt_soil_water, only: smflx, fac2mit
+  use nt_soil_heat, only: heat_column, heat_prepare, shflx_prepared
+  use nt_soil_water, only: water_column, water_prepare, smflx_prepared
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
   use nt_evapotranspiration, only: evapo
@@ -86,6 +86,8 @@ module nt_land_surface_step
     real(dp) :: slope, sbeta, fxexp, salp, lvcoef, zbot, czil, tbot
     real(dp) :: zlvl, zlvl_wind, z0h_beta, snow_cond_mult
     real(dp) :: monthly(12, nmon)
+    type(heat_column) :: heat   !< geometry/parameter-only terms of the soil heat step
+    type(water_column) :: water !< geometry/parameter-only terms of the soil water step
   end type column_params
 
   !> Meteorology and derived quantities of one step (computed by the driver).
@@ -256,6 +258,12 @@ contains
                          p%tc_dry_coef(1), p%df1_solid, p%df1_dry)
     call tc_static_terms(opt%thermal_conductivity, p%nopac_quartz, p%nopac_smcmax, p%nopac_class, &
                          p%tc_dry_coef(1), p%nopac_solid, p%nopac_dry)
+    call heat_prepare(nlay, p%zsoil, p%zbot, p%smcmax, p%bexp_frz, p%psisat_frz, &
+                      opt%thermal_conductivity, p%tc_class, p%tc_kappa_unfrozen, &
+                      p%tc_kappa_frozen, p%tc_solid, p%tc_dry, p%csoil, p%heat)
+    call water_prepare(nlay, p%zsoil, p%cmcmax, p%kdt, p%frzx, p%slope, p%flimit, &
+                       opt%frozen_hydraulics, p%smcmax, p%bexp, p%dksat, p%dwsat, p%smcwlt, &
+                       p%imp_exp_d, p%imp_exp_k, p%smcwlt_entry1, p%smcwlt_entry2, p%water)
   end subroutine prepare_column
 
   subroutine allocate_column(p, n)
@@ -463,20 +471,16 @@ contains
         call evapo(n, p%nroot, dt, etp1, smc(1), sh2o, p%devap_smcmax, p%devap_smcdry, p%fxexp, &
                    shdfac, cmc, p%cmcmax, p%cfactr, pc, p%rtdis, p%smcwlt_veg, p%smcref_veg, &
                    eta1, edir1, ec1, et1, ett1)
-        call smflx(n, dt, p%zsoil, prcp1, edir1, ec1, et1, shdfac, p%cmcmax, p%kdt, p%frzx, &
-                   p%slope, p%flimit, opt%frozen_hydraulics, p%smcmax, p%bexp, p%dksat, p%dwsat, &
-                   p%smcwlt, p%imp_exp_d, p%imp_exp_k, p%smcwlt_entry1, p%smcwlt_entry2, &
-                   cmc, smc, sh2o, runoff1, runoff2, runoff3, drip, created)
+        call smflx_prepared(p%water, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
+                            runoff1, runoff2, runoff3, drip, created)
         soil_created = created
         eta = eta1 * 1000.0_dp
         d%evaporation = eta
       else
         dew = -etp1
         prcp1 = prcp1 + dew
-        call smflx(n, dt, p%zsoil, prcp1, 0.0_dp, 0.0_dp, et1, shdfac, p%cmcmax, p%kdt, p%frzx, &
-                   p%slope, p%flimit, opt%frozen_hydraulics, p%smcmax, p%bexp, p%dksat, p%dwsat, &
-                   p%smcwlt, p%imp_exp_d, p%imp_exp_k, p%smcwlt_entry1, p%smcwlt_entry2, &
-                   cmc, smc, sh2o, runoff1, runoff2, runoff3, drip, created)
+        call smflx_prepared(p%water, dt, prcp1, 0.0_dp, 0.0_dp, et1, shdfac, cmc, smc, sh2o, &
+                            runoff1, runoff2, runoff3, drip, created)
         soil_created = created
         d%evaporation = -dew * 1000.0_dp
       end if
@@ -500,10 +504,7 @@ contains
       df1n = df1n * exp(p%sbeta * shdfac)
       yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
       zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
-      call shflx_cached(n, dt, yy, zz1, df1n, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
-                        p%psisat_frz, opt%thermal_conductivity, p%tc_class, p%tc_kappa_unfrozen, &
-                        p%tc_kappa_frozen, p%tc_solid, p%tc_dry, p%csoil, stc, sh2o, &
-                        d%g_top, d%f_bottom)
+      call shflx_prepared(p%heat, dt, yy, zz1, df1n, p%tbot, smc, stc, sh2o, d%g_top, d%f_bottom)
       t1 = (yy + (zz1 - 1.0_dp) * stc(1)) / zz1
       ssoil = df1n * (stc(1) - t1) / (0.5_dp * p%zsoil(1))
     end subroutine nopac
@@ -613,18 +614,13 @@ contains
       end if
 
       ! Soil water and heat under snow (6.3).
-      call smflx(n, dt, p%zsoil, prcp1, edir1, ec1, et1, shdfac, p%cmcmax, p%kdt, p%frzx, &
-                 p%slope, p%flimit, opt%frozen_hydraulics, p%smcmax, p%bexp, p%dksat, p%dwsat, &
-                 p%smcwlt, p%imp_exp_d, p%imp_exp_k, p%smcwlt_entry1, p%smcwlt_entry2, &
-                 cmc, smc, sh2o, runoff1, runoff2, runoff3, drip, created)
+      call smflx_prepared(p%water, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
+                          runoff1, runoff2, runoff3, drip, created)
       soil_created = created
       zz1 = 1.0_dp
       yy = stc(1) - 0.5_dp * ssoil * p%zsoil(1) * zz1 / df1
       t1_keep = t1
-      call shflx_cached(n, dt, yy, zz1, df1, p%zsoil, p%zbot, p%tbot, smc, p%smcmax, p%bexp_frz, &
-                        p%psisat_frz, opt%thermal_conductivity, p%tc_class, p%tc_kappa_unfrozen, &
-                        p%tc_kappa_frozen, p%tc_solid, p%tc_dry, p%csoil, stc, sh2o, &
-                        d%g_top, d%f_bottom)
+      call shflx_prepared(p%heat, dt, yy, zz1, df1, p%tbot, smc, stc, sh2o, d%g_top, d%f_bottom)
       t1 = t1_keep
 
       ! Compaction (6.4).

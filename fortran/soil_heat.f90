@@ -6,16 +6,40 @@
 !> explicit phase-change source limited by the Koren et al. (1999) equilibrium
 !> liquid water (legacy SHFLX -> HRT + HSTEP, TBND, TMPAVG, SNKSRC).
 !> Specification: spec/physics.md sections 7.0-7.5; traps 4, 5, 14 of section 13.
+!>
+!> Organisation for speed (the arithmetic differs from the legacy code only
+!> at round-off level; equations, branches, clamps and iterations are those of
+!> the specification):
+!>  - everything that depends only on the column's geometry and parameters
+!>    (layer thicknesses, node distances and their reciprocals, TBND weights,
+!>    the parameter-only terms of the conductivity and of FRH2O) is computed
+!>    once per column by heat_prepare into a heat_column;
+!>  - the HRT system of spec 7.1-7.2 is solved with each row k multiplied by
+!>    Delta z_k C_k / DT (the same linear equations; see shflx_prepared): the
+!>    assembly needs no division and the matrix is symmetric
+!>    (nt_tridiagonal::tridiag_solve_sym);
+!>  - the step works layer-wise in separate loops (properties, fluxes, freezing
+!>    test, FRH2O of all freezing layers at once, phase change, solve), so that
+!>    the independent work of different layers can overlap.
+!>
+!> Vectorisation.  On x86-64 Linux, gfortran vectorises loops that call exp or
+!> log with glibc's libmvec (math-vector-fortran.h), whose results differ from
+!> the scalar libm in the last bits and between glibc versions.  The two such
+!> loops of the step (nt_thermal_conductivity::tc_layers and the hydraulic
+!> functions in nt_soil_water::srt) carry "!GCC$ novector" so that results do
+!> not depend on the glibc version; without the directive they run about
+!> 0.1-0.15 us per 20-layer column-step faster.
 module nt_soil_heat
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf, rhowater
-  use nt_tridiagonal, only: tridiag_solve
-  use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms
-  use nt_supercooled_water, only: frh2o
+  use nt_tridiagonal, only: tridiag_solve_sym
+  use nt_thermal_conductivity, only: tc_static_terms, tc_layers
+  use nt_supercooled_water, only: frh2o, frh2o_layers, frh2o_constants
   implicit none
   private
 
-  public :: shflx, shflx_cached, tbnd, tmpavg, snksrc
+  public :: heat_column, heat_prepare, shflx_prepared
+  public :: shflx, tbnd_weight, tmpavg, snksrc
 
   ! Volumetric heat capacities local to the legacy HRT [J m-3 K-1], spec 7.1 / section 9
   ! (note ch2o = 4.2e6 here, not 1000*cph2o).
@@ -23,24 +47,50 @@ module nt_soil_heat
   real(dp), parameter :: cice = 2.106e6_dp   !< ice
   real(dp), parameter :: cair = 1004.0_dp    !< air
 
+  !> Geometry- and parameter-only quantities of the heat step of one column
+  !> (filled by heat_prepare, used by shflx_prepared).  Layer k spans
+  !> zsoil(k-1)..zsoil(k) (zsoil(0) = 0); its node is at the mid-point.
+  type :: heat_column
+    integer :: nsoil = 0
+    integer :: tc_option = 0
+    !> Delta z_k = zsoil(k-1) - zsoil(k), layer thickness [m]
+    real(dp), allocatable :: dz(:)
+    !> 1/d_{k+1/2} [m-1]: d_{k+1/2} = (zsoil(k-1) - zsoil(k+1))/2 is the distance
+    !> between the nodes of layers k and k+1 (DDZ2 of HRT); for k = N,
+    !> d = (zsoil(N-1) + zsoil(N))/2 - ZBOT, the distance from node N to TBOT
+    real(dp), allocatable :: rdist(:)
+    !> TBND weight w_k = (z_up - zsoil(k))/(z_up - z_b) (spec 7.4): the bottom-interface
+    !> temperature of layer k is T_k + (T_{k+1} - T_k) w_k (T_{N+1} = TBOT)
+    real(dp), allocatable :: wbnd(:)
+    !> rho_w Lf Delta z_k, latent heat of melting a unit volume fraction [J m-2]
+    real(dp), allocatable :: lf_dz(:)
+    !> 1/(rho_w Lf Delta z_k) [m2 J-1]
+    real(dp), allocatable :: rlf_dz(:)
+    ! per-layer parameters (spec 7.1, 7.3, 7.6)
+    real(dp), allocatable :: smcmax(:), csoil(:)
+    real(dp), allocatable :: rsmcmax(:)   !< 1/smcmax
+    integer,  allocatable :: tc_class(:)
+    real(dp), allocatable :: tc_kappa_unfrozen(:), tc_kappa_frozen(:), tc_solid(:), tc_dry(:)
+    real(dp), allocatable :: psisat_frz(:)
+    !> BX and the constant part of the FRH2O residual (frh2o_constants)
+    real(dp), allocatable :: bx_frz(:), log_a_frz(:)
+  end type heat_column
+
 contains
 
-  !> Temperature at the bottom interface of layer k by linear interpolation
-  !> between the node values tu (layer k) and tb (layer k+1, or TBOT for k = nsoil),
-  !> spec 7.4 (legacy TBND):
+  !> TBND interpolation weight of the bottom interface of layer k (spec 7.4, legacy TBND):
   !>   z_up = 0 (k = 1) else zsoil(k-1);  z_b = zsoil(k+1) (k < nsoil) else 2 zbot - zsoil(nsoil)
-  !>   t    = tu + (tb - tu)(z_up - zsoil(k))/(z_up - z_b)
-  !>   tu    : temperature of layer k [K] (in)
-  !>   tb    : temperature of layer k+1, or TBOT if k = nsoil [K] (in)
+  !>   T_interface = T_u + (T_b - T_u) w,  w = (z_up - zsoil(k))/(z_up - z_b)
+  !> with T_u the temperature of layer k and T_b that of layer k+1 (TBOT for k = nsoil).
   !>   nsoil : number of layers (in)
   !>   zsoil : depth of the layer bottoms, negative [m] (in)
   !>   zbot  : depth of TBOT, negative [m] (in)
   !>   k     : layer index, 1..nsoil (in)
-  !>   tbk   : interface temperature [K] (result)
-  pure function tbnd(tu, tb, nsoil, zsoil, zbot, k) result(tbk)
+  !>   w     : weight [-] (result)
+  pure function tbnd_weight(nsoil, zsoil, zbot, k) result(w)
     integer,  intent(in) :: nsoil, k
-    real(dp), intent(in) :: tu, tb, zsoil(nsoil), zbot
-    real(dp) :: tbk
+    real(dp), intent(in) :: zsoil(nsoil), zbot
+    real(dp) :: w
     real(dp) :: zup, zb
     if (k == 1) then
       zup = 0.0_dp
@@ -52,8 +102,8 @@ contains
     else
       zb = zsoil(k+1)
     end if
-    tbk = tu + (tb - tu)*(zup - zsoil(k))/(zup - zb)
-  end function tbnd
+    w = (zup - zsoil(k))/(zup - zb)
+  end function tbnd_weight
 
   !> Layer-average temperature of the piecewise-linear profile through the
   !> top-interface, mid-point and bottom-interface temperatures, with the
@@ -64,6 +114,13 @@ contains
   !>   dz   : layer thickness [m], > 0 (in)
   !>   tavg : layer-average temperature [K] (result)
   elemental function tmpavg(tup, tm, tdn, dz) result(tavg)
+    real(dp), intent(in) :: tup, tm, tdn, dz
+    real(dp) :: tavg
+    tavg = layer_average_temperature(tup, tm, tdn, dz)
+  end function tmpavg
+
+  !> TMPAVG (see tmpavg; private so that the compiler may inline it in shflx_prepared).
+  elemental function layer_average_temperature(tup, tm, tdn, dz) result(tavg)
     real(dp), intent(in) :: tup, tm, tdn, dz
     real(dp) :: tavg
     real(dp) :: dzh    ! h = dz/2
@@ -107,12 +164,32 @@ contains
         end if
       end if
     end if
-  end function tmpavg
+  end function layer_average_temperature
+
+  !> The limits of SNKSRC (spec 7.5) on the new liquid water X:
+  !>   if X < SH2O and X < FREE:  X = SH2O if FREE > SH2O else FREE   (freezing)
+  !>   if X > SH2O and X > FREE:  X = SH2O if FREE < SH2O else FREE   (thawing)
+  !>   X = min(max(X, 0), SMC)
+  !> written without branches (the same selections, so exactly the same
+  !> result): freezing (X < SH2O) gives max(X, min(FREE, SH2O)), thawing
+  !> (X > SH2O) min(X, max(FREE, SH2O)), and either form returns X = SH2O.
+  !>   xh2o : liquid water if all net heat went into phase change [m3 m-3] (in)
+  !>   sh2o : liquid water at the start of the step [m3 m-3] (in)
+  !>   free : equilibrium liquid water FRH2O [m3 m-3] (in)
+  !>   smc  : total moisture [m3 m-3] (in)
+  !>   x    : new liquid water [m3 m-3] (result)
+  elemental function limit_phase_change(xh2o, sh2o, free, smc) result(x)
+    real(dp), intent(in) :: xh2o, sh2o, free, smc
+    real(dp) :: x
+    x = merge(max(xh2o, min(free, sh2o)), min(xh2o, max(free, sh2o)), xh2o < sh2o)
+    x = min(max(x, 0.0_dp), smc)
+  end function limit_phase_change
 
   !> Phase-change source of one layer (spec 7.5, legacy SNKSRC, Koren et al.
   !> 1999 eq. 18): the liquid content moves towards the value reached if all
   !> net heat gain went into phase change, limited by the equilibrium liquid
   !> water FRH2O(tavg) and by [0, smc]; returns the latent heat exchanged.
+  !> (shflx_prepared does the same inline with precomputed layer factors.)
   !>   dt     : time step [s] (in)
   !>   dz     : layer thickness [m] (in)
   !>   tavg   : layer-average temperature [K] (in)
@@ -131,25 +208,7 @@ contains
     real(dp) :: xh2o   ! X, new liquid water
 
     free = frh2o(tavg, smc, sh2o, smcmax, bexp, psisat)
-    xh2o = sh2o + qtot*dt/(rhowater*lsubf*dz)
-    ! freezing limited by the equilibrium content
-    if (xh2o < sh2o .and. xh2o < free) then
-      if (free > sh2o) then
-        xh2o = sh2o
-      else
-        xh2o = free
-      end if
-    end if
-    ! thawing limited by the equilibrium content
-    if (xh2o > sh2o .and. xh2o > free) then
-      if (free < sh2o) then
-        xh2o = sh2o
-      else
-        xh2o = free
-      end if
-    end if
-    if (xh2o < 0.0_dp) xh2o = 0.0_dp
-    if (xh2o > smc) xh2o = smc
+    xh2o = limit_phase_change(sh2o + qtot*dt/(rhowater*lsubf*dz), sh2o, free, smc)
     tsnsr = -rhowater*lsubf*dz*(xh2o - sh2o)/dt
     sh2o = xh2o
   end subroutine snksrc
@@ -162,12 +221,75 @@ contains
     hcpct = sh2o*ch2o + (1.0_dp - smcmax)*csoil + (smcmax - smc)*cair + (smc - sh2o)*cice
   end function heat_capacity
 
+  !> Geometry- and parameter-only quantities of the heat step of one column
+  !> (call once per column; hc is reallocated only if nsoil changes).
+  !> Requires nsoil >= 2.  Arguments as shflx (per layer), except that
+  !> (quartz, tc_dry_coef) are replaced by the parameter-only conductivity
+  !> factors of nt_thermal_conductivity::tc_static_terms:
+  !>   tc_solid_term : lambda_s**(1-smcmax) per layer (solid_term) (in; layers >= 2)
+  !>   tc_dry        : dry conductivity per layer [W m-1 K-1] (thkdry) (in; layers >= 2)
+  !> and
+  !>   hc : the column's heat_column (inout)
+  pure subroutine heat_prepare(nsoil, zsoil, zbot, smcmax, bexp_frz, psisat_frz, tc_option, &
+                               tc_class, tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, &
+                               tc_dry, csoil, hc)
+    integer,  intent(in) :: nsoil
+    real(dp), intent(in) :: zsoil(nsoil), zbot
+    real(dp), intent(in) :: smcmax(nsoil), bexp_frz(nsoil), psisat_frz(nsoil)
+    integer,  intent(in) :: tc_option, tc_class(nsoil)
+    real(dp), intent(in) :: tc_kappa_unfrozen(nsoil), tc_kappa_frozen(nsoil)
+    real(dp), intent(in) :: tc_solid_term(nsoil), tc_dry(nsoil), csoil(nsoil)
+    type(heat_column), intent(inout) :: hc
+    real(dp) :: ztop
+    integer  :: k
+
+    if (hc%nsoil /= nsoil .or. .not. allocated(hc%dz)) then
+      if (allocated(hc%dz)) then
+        deallocate(hc%dz, hc%rdist, hc%wbnd, hc%lf_dz, hc%rlf_dz, hc%smcmax, hc%rsmcmax,     &
+                   hc%csoil, hc%tc_class, hc%tc_kappa_unfrozen, hc%tc_kappa_frozen, hc%tc_solid, &
+                   hc%tc_dry, hc%psisat_frz, hc%bx_frz, hc%log_a_frz)
+      end if
+      allocate(hc%dz(nsoil), hc%rdist(nsoil), hc%wbnd(nsoil), hc%lf_dz(nsoil), hc%rlf_dz(nsoil), &
+               hc%smcmax(nsoil), hc%rsmcmax(nsoil), hc%csoil(nsoil), hc%tc_class(nsoil),     &
+               hc%tc_kappa_unfrozen(nsoil), hc%tc_kappa_frozen(nsoil), hc%tc_solid(nsoil),    &
+               hc%tc_dry(nsoil), hc%psisat_frz(nsoil), hc%bx_frz(nsoil), hc%log_a_frz(nsoil))
+      hc%nsoil = nsoil
+    end if
+
+    ztop = 0.0_dp
+    do k = 1, nsoil
+      hc%dz(k) = ztop - zsoil(k)                 ! (0 - zsoil(1) == -zsoil(1) exactly)
+      ztop = zsoil(k)
+      hc%lf_dz(k) = rhowater*lsubf*hc%dz(k)
+      hc%rlf_dz(k) = 1.0_dp/hc%lf_dz(k)
+      hc%wbnd(k) = tbnd_weight(nsoil, zsoil, zbot, k)
+    end do
+    hc%rdist(1) = 2.0_dp/(-zsoil(2))              ! 1/(-zsoil(2)/2), DDZ of layer 1
+    do k = 2, nsoil - 1
+      hc%rdist(k) = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
+    end do
+    hc%rdist(nsoil) = 1.0_dp/(0.5_dp*(zsoil(nsoil-1) + zsoil(nsoil)) - zbot)
+
+    hc%tc_option = tc_option
+    hc%smcmax = smcmax
+    hc%rsmcmax = 1.0_dp/smcmax
+    hc%csoil = csoil
+    hc%tc_class = tc_class
+    hc%tc_kappa_unfrozen = tc_kappa_unfrozen
+    hc%tc_kappa_frozen = tc_kappa_frozen
+    hc%tc_solid = tc_solid_term
+    hc%tc_dry = tc_dry
+    hc%psisat_frz = psisat_frz
+    call frh2o_constants(smcmax, bexp_frz, psisat_frz, hc%bx_frz, hc%log_a_frz)
+  end subroutine heat_prepare
+
   !> One soil heat step (spec 7.0-7.2, legacy SHFLX = HRT + HSTEP):
   !> assembles the tridiagonal backward-Euler system with start-of-step
   !> conductivities (interface k-1/k uses layer k-1's conductivity; layer 1/2
   !> uses df1) and heat capacities, applies the explicit phase-change source of
   !> each layer that meets the freezing test, solves, and updates stc.
-  !> Requires nsoil >= 2.
+  !> Requires nsoil >= 2.  (tc_static_terms + heat_prepare + shflx_prepared; a
+  !> caller stepping a column many times prepares it once and calls shflx_prepared.)
   !>   nsoil             : number of soil layers (in)
   !>   dt                : time step [s] (in)
   !>   yy                : YY, effective surface temperature of the linearised top boundary [K] (in)
@@ -208,136 +330,122 @@ contains
     real(dp), intent(out)   :: g_top, f_bottom
 
     real(dp) :: tc_solid_term(nsoil), tc_dry(nsoil)
+    type(heat_column) :: hc
 
     ! layer 1 uses df1: its static terms are not needed
     tc_solid_term(1) = 0.0_dp
     tc_dry(1) = 0.0_dp
     call tc_static_terms(tc_option, quartz(2:nsoil), smcmax(2:nsoil), tc_class(2:nsoil), &
                          tc_dry_coef(2:nsoil), tc_solid_term(2:nsoil), tc_dry(2:nsoil))
-    call shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz,  &
-                      psisat_frz, tc_option, tc_class, tc_kappa_unfrozen, tc_kappa_frozen, &
-                      tc_solid_term, tc_dry, csoil, stc, sh2o, g_top, f_bottom)
+    call heat_prepare(nsoil, zsoil, zbot, smcmax, bexp_frz, psisat_frz, tc_option, tc_class, &
+                      tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, tc_dry, csoil, hc)
+    call shflx_prepared(hc, dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom)
   end subroutine shflx
 
-  !> Same as shflx (bitwise identical results), but with the parameter-only
-  !> conductivity factors precomputed by the caller with
-  !> nt_thermal_conductivity::tc_static_terms (saves 3 of the 5 powers per layer
-  !> and step).  Arguments as shflx, except that (quartz, tc_dry_coef) are replaced by
-  !>   tc_solid_term : lambda_s**(1-smcmax) per layer (tc_static_terms solid_term) (in; layers >= 2)
-  !>   tc_dry        : dry conductivity per layer [W m-1 K-1] (tc_static_terms thkdry) (in; layers >= 2)
-  !> and they come after tc_kappa_frozen:
-  !>   shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, psisat_frz,
-  !>                tc_option, tc_class, tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, tc_dry,
-  !>                csoil, stc, sh2o, g_top, f_bottom)
-  pure subroutine shflx_cached(nsoil, dt, yy, zz1, df1, zsoil, zbot, tbot, smc, smcmax, bexp_frz, &
-                               psisat_frz, tc_option, tc_class, tc_kappa_unfrozen,                &
-                               tc_kappa_frozen, tc_solid_term, tc_dry, csoil, stc, sh2o, g_top,   &
-                               f_bottom)
-    integer,  intent(in)    :: nsoil
-    real(dp), intent(in)    :: dt, yy, zz1, df1
-    real(dp), intent(in)    :: zsoil(nsoil), zbot, tbot
-    real(dp), intent(in)    :: smc(nsoil), smcmax(nsoil), bexp_frz(nsoil), psisat_frz(nsoil)
-    integer,  intent(in)    :: tc_option, tc_class(nsoil)
-    real(dp), intent(in)    :: tc_kappa_unfrozen(nsoil), tc_kappa_frozen(nsoil)
-    real(dp), intent(in)    :: tc_solid_term(nsoil), tc_dry(nsoil)
-    real(dp), intent(in)    :: csoil(nsoil)
-    real(dp), intent(inout) :: stc(nsoil), sh2o(nsoil)
+  !> One soil heat step (spec 7.0-7.2) with the column's heat_column.
+  !>
+  !> In the notation of spec 7.1, with C_k the start-of-step heat capacity,
+  !> lambda_k the start-of-step conductivity (lambda_1 = DF1) and
+  !>   G_k = lambda_k / d_{k+1/2}    (conductance of the interface below layer k,
+  !>                                  i.e. DF1K*DDZ of HRT; k = N: to TBOT),
+  !>   G_0 = DF1/(ZZ1 Delta z_1/2)   (surface conductance of the linearised top boundary),
+  !>   F_k = G_k (T_k - T_{k+1})     (explicit downward flux below layer k, T_{N+1} = TBOT),
+  !>   F_0 = G_0 (YY - T_1)          (explicit surface flux, = SSOILh),
+  !> HRT's rows are
+  !>   AI(k) = -G_{k-1}/(Delta z_k C_k),  CI(k) = -G_k/(Delta z_k C_k) (CI(N) = 0),
+  !>   BI(k) = -(AI(k) + CI(k)) (+ G_0/(Delta z_1 C_1) in row 1),
+  !>   RHSTS(k) = (QTOT_k + TSNSR_k)/(Delta z_k C_k),  QTOT_k = F_{k-1} - F_k,
+  !> and HSTEP solves (AI DT, 1 + BI DT, CI DT | RHSTS DT).  Row k multiplied by
+  !> Delta z_k C_k/DT gives the same equations as
+  !>   -G_{k-1} dT_{k-1} + (Delta z_k C_k/DT + G_{k-1} + G_k) dT_k - G_k dT_{k+1} = QTOT_k + TSNSR_k
+  !> (G_0 only on the diagonal, G_N only in the explicit F_N), which is solved
+  !> here: no division per layer in the assembly, and a symmetric matrix.
+  !>   hc    : from heat_prepare (in)
+  !>   dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom : as shflx
+  pure subroutine shflx_prepared(hc, dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom)
+    type(heat_column), intent(in) :: hc
+    real(dp), intent(in)    :: dt, yy, zz1, df1, tbot
+    real(dp), intent(in)    :: smc(hc%nsoil)
+    real(dp), intent(inout) :: stc(hc%nsoil), sh2o(hc%nsoil)
     real(dp), intent(out)   :: g_top, f_bottom
 
-    real(dp) :: ai(nsoil), bi(nsoil), ci(nsoil), rhsts(nsoil)   ! AI, BI, CI, RHSTS (per second)
-    real(dp) :: a(nsoil), b(nsoil), c(nsoil), r(nsoil)          ! system times dt
-    real(dp) :: dstc(nsoil)                                     ! temperature increment [K]
-    real(dp) :: hcpct      ! C_k, heat capacity [J m-3 K-1]
-    real(dp) :: ddz, ddz2  ! 1/d_{k-1/2}, 1/d_{k+1/2} [m-1]
-    real(dp) :: dtsdz, dtsdz2  ! temperature gradients at the top/bottom of layer k [K m-1]
-    real(dp) :: den        ! node distance below layer k [m]
-    real(dp) :: denom      ! DENOM_k = (zsoil(k) - zsoil(k-1)) C_k
-    real(dp) :: ssoil_h    ! surface flux with start-of-step stc(1) [W m-2]
-    real(dp) :: qtot       ! net heat gain of the layer [W m-2]
-    real(dp) :: tsurf      ! surface temperature of the linearisation [K]
-    real(dp) :: tbk, tbk1  ! interface temperatures above/below layer k [K]
-    real(dp) :: tavg       ! layer-average temperature [K]
-    real(dp) :: tsnsr      ! phase-change heat sink [W m-2]
-    real(dp) :: df1k, df1n ! conductivity of layer k-1 and layer k [W m-1 K-1]
-    real(dp) :: dz         ! layer thickness [m]
-    integer  :: k
+    real(dp) :: cond(hc%nsoil)     ! G_k, interface conductance below layer k [W m-2 K-1]; G_N = 0
+    real(dp) :: flux(0:hc%nsoil)   ! F_k, explicit downward flux below layer k [W m-2]
+    real(dp) :: tint(0:hc%nsoil)   ! temperature of the interface below layer k (TBND); tint(0) = TSURF [K]
+    real(dp) :: diag(hc%nsoil)     ! diagonal of the scaled system [W m-2 K-1]
+    real(dp) :: rhs(hc%nsoil)      ! QTOT_k + TSNSR_k [W m-2]
+    real(dp) :: dstc(hc%nsoil)     ! temperature increment [K]
+    real(dp) :: hcpct(hc%nsoil)    ! C_k, start-of-step heat capacity [J m-3 K-1]
+    real(dp) :: g0         ! G_0, surface conductance [W m-2 K-1]
+    real(dp) :: rdt        ! 1/DT [s-1]
+    real(dp) :: lambda(hc%nsoil)   ! lambda_k, start-of-step conductivity (lambda_1 = DF1) [W m-1 K-1]
+    real(dp) :: tavg(hc%nsoil)     ! layer-average temperature TMPAVG [K]
+    real(dp) :: free(hc%nsoil)     ! equilibrium liquid water FRH2O [m3 m-3]
+    logical  :: need(hc%nsoil)     ! the layer meets the freezing test of spec 7.1
+    real(dp) :: xh2o       ! new liquid water [m3 m-3]
+    integer  :: n, k
 
-    ! ---- layer 1 (spec 7.1) ----
-    hcpct = heat_capacity(sh2o(1), smc(1), smcmax(1), csoil(1))
-    ddz = 1.0_dp/(-0.5_dp*zsoil(2))
-    ai(1) = 0.0_dp
-    ci(1) = df1*ddz/(zsoil(1)*hcpct)
-    bi(1) = -ci(1) + df1/(0.5_dp*zsoil(1)*zsoil(1)*hcpct*zz1)
-    dtsdz = (stc(1) - stc(2))/(-0.5_dp*zsoil(2))
-    ssoil_h = df1*(stc(1) - yy)/(0.5_dp*zsoil(1)*zz1)
-    denom = zsoil(1)*hcpct
-    rhsts(1) = (df1*dtsdz - ssoil_h)/denom
-    qtot = -rhsts(1)*denom
-    tsurf = (yy + (zz1 - 1.0_dp)*stc(1))/zz1
-    tbk = tbnd(stc(1), stc(2), nsoil, zsoil, zbot, 1)
-    if ((smc(1) - sh2o(1) > 0.0_dp) .or. (stc(1) < tfreez) .or. (tsurf < tfreez) &
-        .or. (tbk < tfreez)) then
-      dz = -zsoil(1)
-      tavg = tmpavg(tsurf, stc(1), tbk, dz)
-      call snksrc(dt, dz, tavg, smc(1), smcmax(1), psisat_frz(1), bexp_frz(1), qtot, &
-                  sh2o(1), tsnsr)
-      rhsts(1) = rhsts(1) - tsnsr/denom
-    end if
+    n = hc%nsoil
+    rdt = 1.0_dp/dt
 
-    ! ---- layers 2..nsoil ----
-    df1k = df1
-    f_bottom = 0.0_dp
-    do k = 2, nsoil
-      ! heat capacity and conductivity from sh2o before this layer's phase change
-      hcpct = heat_capacity(sh2o(k), smc(k), smcmax(k), csoil(k))
-      df1n = tc_from_static_terms(tc_option, smc(k), smcmax(k), sh2o(k), tc_class(k),         &
-                                  tc_kappa_unfrozen(k), tc_kappa_frozen(k), tc_solid_term(k), tc_dry(k))
-      if (k < nsoil) then
-        den = 0.5_dp*(zsoil(k-1) - zsoil(k+1))
-        dtsdz2 = (stc(k) - stc(k+1))/den
-        ddz2 = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
-        ci(k) = -df1n*ddz2/((zsoil(k-1) - zsoil(k))*hcpct)
-        tbk1 = tbnd(stc(k), stc(k+1), nsoil, zsoil, zbot, k)
+    ! ---- start-of-step heat capacities and interface conductances (spec 7.1, 7.3) ----
+    do k = 1, n
+      hcpct(k) = heat_capacity(sh2o(k), smc(k), hc%smcmax(k), hc%csoil(k))
+    end do
+    lambda(1) = df1
+    call tc_layers(hc%tc_option, n - 1, smc(2:n), hc%smcmax(2:n), hc%rsmcmax(2:n), sh2o(2:n), &
+                   hc%tc_class(2:n), hc%tc_kappa_unfrozen(2:n), hc%tc_kappa_frozen(2:n),       &
+                   hc%tc_solid(2:n), hc%tc_dry(2:n), lambda(2:n))
+    do k = 1, n
+      cond(k) = lambda(k)*hc%rdist(k)
+    end do
+
+    ! ---- explicit fluxes and interface temperatures (start-of-step temperatures) ----
+    g0 = df1/(zz1*(0.5_dp*hc%dz(1)))
+    flux(0) = g0*(yy - stc(1))
+    tint(0) = (yy + (zz1 - 1.0_dp)*stc(1))/zz1                   ! TSURF
+    do k = 1, n - 1
+      flux(k) = cond(k)*(stc(k) - stc(k+1))
+      tint(k) = stc(k) + (stc(k+1) - stc(k))*hc%wbnd(k)
+    end do
+    flux(n) = cond(n)*(stc(n) - tbot)                             ! explicit bottom flux
+    tint(n) = stc(n) + (tbot - stc(n))*hc%wbnd(n)
+    f_bottom = flux(n)
+    cond(n) = 0.0_dp                                              ! no implicit coupling to TBOT
+
+    ! ---- net heat gain and phase change of each layer (spec 7.1 test, 7.4, 7.5) ----
+    do k = 1, n
+      rhs(k) = flux(k-1) - flux(k)                                ! QTOT_k
+      need(k) = (smc(k) - sh2o(k) > 0.0_dp) .or. (stc(k) < tfreez) .or. (tint(k-1) < tfreez) &
+                .or. (tint(k) < tfreez)
+      if (need(k)) then
+        tavg(k) = layer_average_temperature(tint(k-1), stc(k), tint(k), hc%dz(k))
       else
-        den = 0.5_dp*(zsoil(k-1) + zsoil(k)) - zbot
-        dtsdz2 = (stc(k) - tbot)/den
-        ddz2 = 0.0_dp
-        ci(k) = 0.0_dp
-        tbk1 = tbnd(stc(k), tbot, nsoil, zsoil, zbot, k)
-        f_bottom = df1n*dtsdz2
+        tavg(k) = stc(k)                                          ! (not used)
       end if
-      denom = (zsoil(k) - zsoil(k-1))*hcpct
-      rhsts(k) = (df1n*dtsdz2 - df1k*dtsdz)/denom
-      qtot = -denom*rhsts(k)
-      if ((smc(k) - sh2o(k) > 0.0_dp) .or. (stc(k) < tfreez) .or. (tbk < tfreez) &
-          .or. (tbk1 < tfreez)) then
-        dz = zsoil(k-1) - zsoil(k)
-        tavg = tmpavg(tbk, stc(k), tbk1, dz)
-        call snksrc(dt, dz, tavg, smc(k), smcmax(k), psisat_frz(k), bexp_frz(k), qtot, &
-                    sh2o(k), tsnsr)
-        rhsts(k) = rhsts(k) - tsnsr/denom
+    end do
+    call frh2o_layers(n, need, tavg, smc, sh2o, hc%smcmax, hc%psisat_frz, hc%bx_frz, &
+                      hc%log_a_frz, free)
+    do k = 1, n
+      if (need(k)) then
+        ! X = SH2O + QTOT DT/(rho_w Lf Delta z), limited; TSNSR = -rho_w Lf Delta z (X - SH2O)/DT
+        xh2o = limit_phase_change(sh2o(k) + rhs(k)*dt*hc%rlf_dz(k), sh2o(k), free(k), smc(k))
+        rhs(k) = rhs(k) - hc%lf_dz(k)*(xh2o - sh2o(k))*rdt       ! QTOT_k + TSNSR_k
+        sh2o(k) = xh2o
       end if
-      ai(k) = -df1k*ddz/((zsoil(k-1) - zsoil(k))*hcpct)
-      bi(k) = -(ai(k) + ci(k))
-      tbk = tbk1
-      df1k = df1n
-      dtsdz = dtsdz2
-      ddz = ddz2
     end do
 
-    ! ---- implicit step (spec 7.2, legacy HSTEP) ----
-    do k = 1, nsoil
-      r(k) = rhsts(k)*dt
-      a(k) = ai(k)*dt
-      b(k) = 1.0_dp + bi(k)*dt
-      c(k) = ci(k)*dt
+    ! ---- implicit step (spec 7.2, rows scaled by Delta z_k C_k / DT) ----
+    diag(1) = hc%dz(1)*hcpct(1)*rdt + g0 + cond(1)
+    do k = 2, n
+      diag(k) = hc%dz(k)*hcpct(k)*rdt + cond(k-1) + cond(k)
     end do
-    call tridiag_solve(nsoil, a, b, c, r, dstc)
-    do k = 1, nsoil
+    call tridiag_solve_sym(n, diag, cond, rhs, dstc)
+    do k = 1, n
       stc(k) = stc(k) + dstc(k)
     end do
 
-    g_top = df1*(yy - stc(1))/(zz1*0.5_dp*(-zsoil(1)))
-  end subroutine shflx_cached
+    g_top = g0*(yy - stc(1))
+  end subroutine shflx_prepared
 
 end module nt_soil_heat

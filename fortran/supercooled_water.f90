@@ -4,13 +4,18 @@
 !> iteration on the ice content, with the Flerchinger & Saxton (1989) explicit
 !> form (no ice-blocking term) as fall-back (legacy FRH2O, OPT_FRZ = 1).
 !> Specification: spec/physics.md section 7.6 and trap 7 of section 13.
+!>
+!> Two entry points with the same iteration:
+!>   frh2o        : one layer, the legacy argument list (tkelv, smc, sh2o, smcmax, bexp, psis);
+!>   frh2o_layers : the layers of a column at once, with the parameter-only terms
+!>                  (frh2o_constants) computed once per layer by the caller (soil heat step).
 module nt_supercooled_water
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf
   implicit none
   private
 
-  public :: frh2o
+  public :: frh2o, frh2o_layers, frh2o_constants
 
   ! Routine-specific constants, spec 7.6 / section 9.
   real(dp), parameter :: ck       = 8.0_dp    !< ice-blocking coefficient CK [-]
@@ -23,6 +28,20 @@ module nt_supercooled_water
 
 contains
 
+  !> Parameter-only terms of the FRH2O residual (spec 7.6), for frh2o_layers:
+  !>   bx     : BX = min(BEXP, BLIM) [-] (out)
+  !>   log_a  : ln(PSIS*GS/HLICE) + BX*ln(SMCMAX), the constant part of the
+  !>            residual DF written as a sum of logarithms (see frh2o_layers) (out)
+  !>   smcmax : porosity [m3 m-3] (in);  bexp : Campbell b [-] (in);
+  !>   psis   : saturated matric suction, positive [m] (in)
+  elemental subroutine frh2o_constants(smcmax, bexp, psis, bx, log_a)
+    real(dp), intent(in)  :: smcmax, bexp, psis
+    real(dp), intent(out) :: bx, log_a
+    bx = bexp
+    if (bexp > blim) bx = blim
+    log_a = log(psis*grav/lsubf) + bx*log(smcmax)
+  end subroutine frh2o_constants
+
   !> Liquid water content in equilibrium with temperature tkelv (spec 7.6):
   !> solves  -(T-T0)/T = (psis g/Lf) (1 + CK theta_i)**2 (n/(smc - theta_i))**b
   !> for the ice content theta_i by Newton iteration on its logarithmic form,
@@ -30,6 +49,7 @@ contains
   !> [0, smc-0.02] at every step, stopping when |change| <= 0.005 or after 10
   !> iterations.  If not converged: explicit form without ice blocking
   !> (CK = 0), floored at 0.02 and capped at smc (the legacy message is not printed).
+  !> (One-layer form of frh2o_layers.)
   !>   tkelv  : temperature [K] (in)
   !>   smc    : total volumetric soil moisture [m3 m-3] (in)
   !>   sh2o   : liquid volumetric soil moisture [m3 m-3] (in)
@@ -40,58 +60,101 @@ contains
   pure function frh2o(tkelv, smc, sh2o, smcmax, bexp, psis) result(free)
     real(dp), intent(in) :: tkelv, smc, sh2o, smcmax, bexp, psis
     real(dp) :: free
-
-    real(dp) :: bx      ! BX, limited Campbell exponent
-    real(dp) :: swl     ! SWL, ice content iterate [m3 m-3]
-    real(dp) :: swlk    ! SWLK, next iterate
-    real(dp) :: dswl    ! |SWLK - SWL|
-    real(dp) :: resid   ! DF, residual of the log equation
-    real(dp) :: slope   ! DENOM, derivative of the residual w.r.t. SWL
-    real(dp) :: fk      ! Flerchinger explicit liquid content
-    real(dp) :: psis_term  ! psis*g/Lf [-]
-    real(dp) :: log_temp   ! ln(-(T-T0)/T)
-    integer  :: nlog
-    logical  :: converged
-
-    bx = bexp
-    if (bexp > blim) bx = blim
-
-    if (tkelv > (tfreez - t_margin)) then
-      free = smc
-      return
-    end if
-
-    swl = smc - sh2o
-    if (swl > (smc - min_liq)) swl = smc - min_liq
-    if (swl < 0.0_dp) swl = 0.0_dp
-
-    ! loop-invariant parts of the residual (same values as evaluated inside the loop)
-    psis_term = psis*grav/lsubf
-    log_temp = log(-(tkelv - tfreez)/tkelv)
-
-    nlog = 0
-    converged = .false.
-    do while (nlog < max_iter .and. .not. converged)
-      nlog = nlog + 1
-      ! ln(psis g/Lf (1+CK SWL)^2 (SMCMAX/(SMC-SWL))^BX) - ln(-(T-T0)/T), with the
-      ! power taken out of the logarithm (two logarithms instead of a logarithm
-      ! and a power; equal in exact arithmetic, a few ulp apart in floating point).
-      resid = log(psis_term*((1.0_dp + ck*swl)**2)) + bx*log(smcmax/(smc - swl)) - log_temp
-      slope = 2.0_dp*ck/(1.0_dp + ck*swl) + bx/(smc - swl)
-      swlk = swl - resid/slope
-      if (swlk > (smc - min_liq)) swlk = smc - min_liq
-      if (swlk < 0.0_dp) swlk = 0.0_dp
-      dswl = abs(swlk - swl)
-      swl = swlk
-      if (dswl <= tol_swl) converged = .true.
-    end do
-    free = smc - swl
-
-    if (.not. converged) then
-      fk = (((lsubf/(grav*(-psis)))*((tkelv - tfreez)/tkelv))**(-1.0_dp/bx))*smcmax
-      if (fk < min_liq) fk = min_liq
-      free = min(fk, smc)
-    end if
+    real(dp) :: bx(1), log_a(1), free1(1)
+    call frh2o_constants(smcmax, bexp, psis, bx(1), log_a(1))
+    call frh2o_layers(1, [.true.], [tkelv], [smc], [sh2o], [smcmax], [psis], bx, log_a, free1)
+    free = free1(1)
   end function frh2o
+
+  !> FRH2O (spec 7.6) of the layers k with need(k), given the parameter-only
+  !> terms of frh2o_constants (bx, log_a).
+  !>
+  !> The Newton residual of spec 7.6,
+  !>   DF = ln( (PSIS GS/HLICE) (1 + CK SWL)**2 (SMCMAX/(SMC-SWL))**BX ) - ln(-(T-T0)/T),
+  !> is evaluated as the equal (in exact arithmetic; a few ulp apart in
+  !> floating point) sum of logarithms
+  !>   DF = log_a + 2 ln(1 + CK SWL) - BX ln(SMC - SWL) - ln(-(T-T0)/T),
+  !> and the Newton step DF/DENOM, DENOM = 2 CK/u + BX/v with u = 1 + CK SWL and
+  !> v = SMC - SWL, as DF*(u*v/(2 CK v + BX u)) (one division instead of three,
+  !> and one that does not wait for the logarithms).  The clamps to [0, SMC-0.02]
+  !> are written as min/max (the same selections).
+  !>
+  !> Each layer's iteration is exactly that of spec 7.6 (start from the current
+  !> ice, at most 10 iterations, stop when |change| <= 0.005, fall-back if not
+  !> converged); the layers are only interleaved: one Newton iteration is done
+  !> for every layer still iterating, and the converged layers are then dropped
+  !> from the list.  The iterations of different layers are independent, so
+  !> the processor overlaps them, and the data-dependent end of each layer's
+  !> iteration no longer stalls the others.
+  !>   n      : number of layers (in)
+  !>   need   : FRH2O is wanted for layer k (in)
+  !>   tkelv  : temperature (TAVG) per layer [K] (in; read where need)
+  !>   smc, sh2o, smcmax, psis : per layer, as frh2o (in)
+  !>   bx, log_a : per layer, from frh2o_constants(smcmax, bexp, psis) (in)
+  !>   free   : equilibrium liquid water content [m3 m-3] (out; smc where not need)
+  pure subroutine frh2o_layers(n, need, tkelv, smc, sh2o, smcmax, psis, bx, log_a, free)
+    integer,  intent(in)  :: n
+    logical,  intent(in)  :: need(n)
+    real(dp), intent(in)  :: tkelv(n), smc(n), sh2o(n), smcmax(n), psis(n), bx(n), log_a(n)
+    real(dp), intent(out) :: free(n)
+
+    real(dp) :: swl(n)        ! SWL, ice content iterate [m3 m-3]
+    real(dp) :: swl_max(n)    ! upper clamp SMC - 0.02
+    real(dp) :: log_const(n)  ! log_a - ln(-(T-T0)/T): the SWL-independent part of DF
+    integer  :: active(n)     ! layers still iterating
+    real(dp) :: swlk    ! SWLK, next iterate
+    real(dp) :: resid   ! DF, residual of the log equation
+    real(dp) :: u, v    ! 1 + CK SWL and SMC - SWL
+    real(dp) :: rslope  ! 1/DENOM = u v/(2 CK v + BX u)
+    real(dp) :: fk      ! Flerchinger explicit liquid content
+    logical  :: converged
+    integer  :: m, mm, i, k, iter
+
+    ! no freezing above T0 - 1e-3: FREE = SMC; the other wanted layers iterate
+    m = 0
+    do k = 1, n
+      free(k) = smc(k)
+      if (need(k) .and. .not. (tkelv(k) > (tfreez - t_margin))) then
+        m = m + 1
+        active(m) = k
+      end if
+    end do
+
+    ! start from the current ice, clamped to [0, SMC-0.02] (upper bound first)
+    do i = 1, m
+      k = active(i)
+      swl_max(k) = smc(k) - min_liq
+      swl(k) = max(min(smc(k) - sh2o(k), swl_max(k)), 0.0_dp)
+      log_const(k) = log_a(k) - log(-(tkelv(k) - tfreez)/tkelv(k))
+    end do
+
+    do iter = 1, max_iter
+      mm = 0
+      do i = 1, m
+        k = active(i)
+        u = 1.0_dp + ck*swl(k)
+        v = smc(k) - swl(k)
+        rslope = (u*v)/(2.0_dp*ck*v + bx(k)*u)
+        resid = log_const(k) + 2.0_dp*log(u) - bx(k)*log(v)
+        swlk = max(min(swl(k) - resid*rslope, swl_max(k)), 0.0_dp)
+        converged = abs(swlk - swl(k)) <= tol_swl
+        swl(k) = swlk
+        free(k) = smc(k) - swlk
+        ! keep the layer in the list if not converged (in place: mm < i)
+        active(mm + 1) = k
+        mm = mm + merge(0, 1, converged)
+      end do
+      m = mm
+      if (m == 0) exit
+    end do
+
+    ! not converged in max_iter iterations: Flerchinger explicit form
+    do i = 1, m
+      k = active(i)
+      fk = (((lsubf/(grav*(-psis(k))))*((tkelv(k) - tfreez)/tkelv(k)))**(-1.0_dp/bx(k)))*smcmax(k)
+      if (fk < min_liq) fk = min_liq
+      free(k) = min(fk, smc(k))
+    end do
+  end subroutine frh2o_layers
 
 end module nt_supercooled_water

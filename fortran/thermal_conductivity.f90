@@ -20,7 +20,7 @@ module nt_thermal_conductivity
   private
 
   public :: tdfcnd_stock, tdfcnd_c05, thermal_conductivity
-  public :: tc_static_terms, tc_from_static_terms
+  public :: tc_static_terms, tc_from_static_terms, tc_layers
 
   !> Soil class switch of TDFCND_C05 (the caller maps soil table class
   !> 13 GRAVEL -> tc_class_gravel, 14 BEDROCK -> tc_class_bedrock, others -> other).
@@ -93,17 +93,65 @@ contains
     integer,  intent(in) :: option, tc_class
     real(dp), intent(in) :: smc, smcmax, sh2o, kappa_unfrozen, kappa_frozen, solid_term, thkdry
     real(dp) :: df
-    real(dp) :: sr, xu, ice_factor, thksat, ake, kappa
+    df = conductivity_from_saturated(option, smc/smcmax, smc, sh2o, tc_class, kappa_unfrozen, &
+                                     kappa_frozen, saturated_conductivity(smc, smcmax, sh2o,  &
+                                     solid_term), thkdry)
+  end function tc_from_static_terms
+
+  !> tc_from_static_terms for n layers (one call per column and step), with
+  !> Sr = smc/smcmax evaluated as smc*rsmcmax (the reciprocal of the porosity
+  !> precomputed; a few ulp from the division):
+  !>   option, tc_class, kappa_unfrozen, kappa_frozen, solid_term, thkdry,
+  !>   smc, smcmax, sh2o : per layer, as tc_from_static_terms (in)
+  !>   rsmcmax : 1/smcmax per layer (in)
+  !>   df      : thermal conductivity per layer [W m-1 K-1] (out)
+  pure subroutine tc_layers(option, n, smc, smcmax, rsmcmax, sh2o, tc_class, kappa_unfrozen, &
+                            kappa_frozen, solid_term, thkdry, df)
+    integer,  intent(in)  :: option, n, tc_class(n)
+    real(dp), intent(in)  :: smc(n), smcmax(n), rsmcmax(n), sh2o(n)
+    real(dp), intent(in)  :: kappa_unfrozen(n), kappa_frozen(n), solid_term(n), thkdry(n)
+    real(dp), intent(out) :: df(n)
+    real(dp) :: thksat(n)
+    integer  :: k
+    ! lambda_sat of every layer first: a loop with one exponential and no branch
+    ! (no libmvec: see "Vectorisation" in soil_heat.f90)
+!GCC$ novector
+    do k = 1, n
+      thksat(k) = saturated_conductivity(smc(k), smcmax(k), sh2o(k), solid_term(k))
+    end do
+    do k = 1, n
+      df(k) = conductivity_from_saturated(option, smc(k)*rsmcmax(k), smc(k), sh2o(k), tc_class(k), &
+                                          kappa_unfrozen(k), kappa_frozen(k), thksat(k), thkdry(k))
+    end do
+  end subroutine tc_layers
+
+  !> Saturated conductivity lambda_sat = lambda_s**(1-n) * 2.2**(n-xu) * 0.57**xu,
+  !> xu = (sh2o/smc) n (spec 7.3); the two powers as one exponential (equal in exact
+  !> arithmetic, a few ulp apart in floating point).
+  !>   smc, smcmax, sh2o : as tc_from_static_terms (in)
+  !>   solid_term        : lambda_s**(1-n) from tc_static_terms (in)
+  elemental function saturated_conductivity(smc, smcmax, sh2o, solid_term) result(thksat)
+    real(dp), intent(in) :: smc, smcmax, sh2o, solid_term
+    real(dp) :: thksat
+    real(dp) :: xu
+    xu = (sh2o/smc)*smcmax                                       ! XU
+    thksat = solid_term*exp((smcmax - xu)*log_thk_ice + xu*log_thk_wat)
+  end function saturated_conductivity
+
+  !> Kersten number and conductivity from lambda_sat (spec 7.3):
+  !> lambda = Ke (lambda_sat - lambda_dry) + lambda_dry.
+  !>   option, smc, sh2o, tc_class, kappa_unfrozen, kappa_frozen, thkdry : as tc_from_static_terms (in)
+  !>   sr     : Sr = smc/smcmax (in)
+  !>   thksat : lambda_sat (in)
+  elemental function conductivity_from_saturated(option, sr, smc, sh2o, tc_class, kappa_unfrozen, &
+                                                 kappa_frozen, thksat, thkdry) result(df)
+    integer,  intent(in) :: option, tc_class
+    real(dp), intent(in) :: sr, smc, sh2o, kappa_unfrozen, kappa_frozen, thksat, thkdry
+    real(dp) :: df
+    real(dp) :: ake, kappa
     logical  :: frozen
 
-    sr = smc/smcmax                                              ! Sr
-    xu = (sh2o/smc)*smcmax                                       ! XU
-    ! lambda_ice**(n-xu) * lambda_w**xu as one exponential (equal in exact
-    ! arithmetic to the two powers of the formula, a few ulp apart in floating point)
-    ice_factor = exp((smcmax - xu)*log_thk_ice + xu*log_thk_wat)
-    thksat = solid_term * ice_factor                             ! lambda_sat
     frozen = (sh2o + frozen_margin) < smc
-
     if (option /= tc_option_stock .and. tc_class == tc_class_gravel) then
       ! Cote & Konrad (2005) normalised conductivity
       if (frozen) then
@@ -121,7 +169,7 @@ contains
       ake = 0.0_dp
     end if
     df = ake*(thksat - thkdry) + thkdry
-  end function tc_from_static_terms
+  end function conductivity_from_saturated
 
   !> Stock Noah thermal conductivity (TDFCND, OPT_TCND = 1), spec 7.3.
   !>   smc    : total volumetric soil moisture [m3 m-3], > 0 (in)

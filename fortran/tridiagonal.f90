@@ -1,4 +1,4 @@
-!> Tridiagonal linear solver shared by the soil heat and soil water steps.
+!> Tridiagonal linear solvers shared by the soil heat and soil water steps.
 !>
 !> Specification: spec/physics.md section 7.2 (the same algorithm is used by
 !> the soil-water step, section 8.4).
@@ -7,7 +7,7 @@ module nt_tridiagonal
   implicit none
   private
 
-  public :: tridiag_solve
+  public :: tridiag_solve, tridiag_solve_sym
 
 contains
 
@@ -56,5 +56,94 @@ contains
       x(k) = p(k)*x(k+1) + delta(k)
     end do
   end subroutine tridiag_solve
+
+  !> Solve a symmetric tridiagonal system with off-diagonal entries -g,
+  !>   -g(k-1) x(k-1) + d(k) x(k) - g(k) x(k+1) = r(k),  k = 1..n
+  !> (a_k = -g(k-1), b_k = d(k), c_k = -g(k) in the notation of tridiag_solve;
+  !> g(n) is never used).  The heat and water systems have this form once each
+  !> row is multiplied by its layer's storage factor (Delta z_k C_k / DT,
+  !> Delta z_k / DT): the interface conductance then appears with the same
+  !> value in both rows it couples.
+  !>
+  !> Elimination from both ends (a "twisted" Thomas algorithm, the same
+  !> Gaussian elimination without pivoting in another row order, so the same
+  !> solution up to round-off).  With m = (n+1)/2, the recursions of spec 7.2
+  !> run downwards over rows 1..m-1,
+  !>   D_1 = d(1),  D_k = d(k) - g(k-1) P_{k-1} = d(k) - g(k-1)**2/D_{k-1},
+  !>   P_k = g(k)/D_k,  Delta_k = (r(k) + g(k-1) Delta_{k-1})/D_k   (x_k = P_k x_{k+1} + Delta_k),
+  !> and, mirrored, upwards over rows n..m+1,
+  !>   E_n = d(n),  E_k = d(k) - g(k)**2/E_{k+1},
+  !>   Q_k = g(k-1)/E_k,  Eps_k = (r(k) + g(k) Eps_{k+1})/E_k     (x_k = Q_k x_{k-1} + Eps_k);
+  !> row m then gives
+  !>   (d(m) - g(m-1) P_{m-1} - g(m) Q_{m+1}) x_m = r(m) + g(m-1) Delta_{m-1} + g(m) Eps_{m+1},
+  !> and the back-substitutions run outwards from m.  The solve is latency
+  !> bound (each pivot waits for the division of the previous one); the two
+  !> halves are independent chains of half the length that the processor
+  !> executes in parallel.
+  !>   n : number of unknowns (>= 1) (in)
+  !>   d : diagonal (in)
+  !>   g : minus the off-diagonal, g(k) couples x(k) and x(k+1) (in)
+  !>   r : right-hand side (in)
+  !>   x : solution (out)
+  pure subroutine tridiag_solve_sym(n, d, g, r, x)
+    integer,  intent(in)  :: n
+    real(dp), intent(in)  :: d(n), g(n), r(n)
+    real(dp), intent(out) :: x(n)
+
+    real(dp) :: dpiv(n), p(n), delta(n)   ! D_k, P_k, Delta_k (rows 1..m-1)
+    real(dp) :: epiv(n), q(n), eps(n)     ! E_k, Q_k, Eps_k (rows m+1..n)
+    real(dp) :: rp         ! 1/D_k or 1/E_k
+    real(dp) :: piv, rhs   ! pivot and right-hand side of row m
+    integer  :: k, m
+
+    m = (n + 1)/2
+
+    ! pivots: the two chains of dependent divisions
+    if (m > 1) dpiv(1) = d(1)
+    do k = 2, m - 1
+      dpiv(k) = d(k) - (g(k-1)*g(k-1))/dpiv(k-1)
+    end do
+    if (m < n) epiv(n) = d(n)
+    do k = n - 1, m + 1, -1
+      epiv(k) = d(k) - (g(k)*g(k))/epiv(k+1)
+    end do
+
+    ! multipliers and reduced right-hand sides
+    piv = d(m)
+    rhs = r(m)
+    if (m > 1) then
+      rp = 1.0_dp/dpiv(1)
+      p(1) = g(1)*rp
+      delta(1) = r(1)*rp
+      do k = 2, m - 1
+        rp = 1.0_dp/dpiv(k)
+        p(k) = g(k)*rp
+        delta(k) = (r(k) + g(k-1)*delta(k-1))*rp
+      end do
+      piv = piv - g(m-1)*p(m-1)
+      rhs = rhs + g(m-1)*delta(m-1)
+    end if
+    if (m < n) then
+      rp = 1.0_dp/epiv(n)
+      q(n) = g(n-1)*rp
+      eps(n) = r(n)*rp
+      do k = n - 1, m + 1, -1
+        rp = 1.0_dp/epiv(k)
+        q(k) = g(k-1)*rp
+        eps(k) = (r(k) + g(k)*eps(k+1))*rp
+      end do
+      piv = piv - g(m)*q(m+1)
+      rhs = rhs + g(m)*eps(m+1)
+    end if
+
+    ! row m, then back-substitution outwards
+    x(m) = rhs/piv
+    do k = m - 1, 1, -1
+      x(k) = p(k)*x(k+1) + delta(k)
+    end do
+    do k = m + 1, n
+      x(k) = q(k)*x(k-1) + eps(k)
+    end do
+  end subroutine tridiag_solve_sym
 
 end module nt_tridiagonal
