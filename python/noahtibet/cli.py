@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config-template", help="print a configuration file with every default")
     p.set_defaults(func=_cmd_template)
+
+    from .cli_validation import add_parser as add_validation_commands
+    add_validation_commands(sub)    # report, compare-legacy, compare-products
     return parser
 
 

@@ -82,4 +82,8 @@ def run_demo(args) -> int:
         for y in (years[0], years[len(years) // 2], years[-1]) if years else ():
             log.info("permafrost area %d: %.0f km2", y, summary.permafrost_area_km2[y])
         log.info("products in %s/products", cfg.output.directory)
+        from .report import build_report
+        result = build_report(cfg.output.directory)
+        log.info("validation report (against the demo's truth): %s",
+                 getattr(result, "html", None) or f"{cfg.output.directory}/report")
     return 0
