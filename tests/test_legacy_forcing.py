@@ -614,3 +614,30 @@ def test_legacy_reader_quirk_with_long_model_step(tmp_path):
         clean = model_forcing(case, legacy_reader=False)
     assert (clean.record_before[k], clean.record_after[k]) == (5, 6)
     assert clean.weight[k] == (180 - 60) / 180
+
+
+def test_point_file_as_forcing_provider():
+    """The legacy file through the common provider interface gives the kernel forcing."""
+    import numpy as np
+
+    from noahtibet import layout
+    from noahtibet.legacy_forcing import model_forcing, read_point_file
+    from noahtibet.providers import PointFileProvider
+
+    path = Path(__file__).parents[1] / "validation" / "reference" / "tanggula" / \
+        "forcing_3hourly_synthetic_2007_2008.dat"
+    provider = PointFileProvider(path)
+    assert provider.step_seconds == 3600
+    assert provider.grid.nlat == provider.grid.nlon == 1
+    r, c = provider.grid.index_of(91.96, 33.02)
+    assert (int(r), int(c)) == (0, 0)
+    start = np.datetime64("2007-06-01T00:00", "s")
+    end = np.datetime64("2007-06-02T00:00", "s")
+    times, forcing = provider.read(np.array([0]), np.array([0]), start, end)
+    assert forcing.shape == (24, len(layout.FORCING), 1)
+    pf = model_forcing(read_point_file(path))
+    sel = (pf.time > start) & (pf.time <= end)
+    for i, name in enumerate(layout.FORCING):
+        assert np.array_equal(forcing[:, i, 0], getattr(pf, name)[sel]), name
+    with pytest.raises(InputError, match="covers"):
+        provider.read(np.array([0]), np.array([0]), start, np.datetime64("2009-01-01", "s"))

@@ -59,3 +59,49 @@ class ForcingProvider(abc.ABC):
     @staticmethod
     def empty(nstep: int, ncell: int) -> np.ndarray:
         return np.empty((nstep, len(FORCING), ncell), dtype=np.float64)
+
+
+class PointFileProvider(ForcingProvider):
+    """A legacy point-forcing file as a provider of one cell.
+
+    The file's records are interpolated to its model step exactly as the legacy
+    driver does (:func:`noahtibet.legacy_forcing.model_forcing`); the provider's
+    grid is the single cell (row 0, col 0) containing the file's latitude and
+    longitude at the given spacing.  Steps are stamped with the forcing time the
+    legacy driver uses for them.
+    """
+
+    def __init__(self, path, spacing: float = 0.1):
+        from .legacy_forcing import model_forcing, read_point_file
+
+        self.path = str(path)
+        self.case = read_point_file(path)
+        self.forcing = model_forcing(self.case)
+        self.step_seconds = int(self.case.model_timestep)
+        lon, lat = float(self.case.longitude), float(self.case.latitude)
+        lon0 = (np.floor(lon / spacing) + 0.5) * spacing
+        lat0 = (np.floor(lat / spacing) + 0.5) * spacing
+        self.grid = LatLonGrid(lon0, lat0, spacing, spacing, 1, 1)
+        self._times = np.asarray(self.forcing.time, dtype="datetime64[s]")
+        self._values = np.stack([np.asarray(getattr(self.forcing, n), dtype=np.float64)
+                                 for n in FORCING], axis=1)
+
+    def read(self, rows, cols, start, end):
+        from .errors import InputError
+
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        if rows.size and (np.any(rows != 0) or np.any(cols != 0)):
+            raise InputError("a point-forcing file has only the cell (0, 0)", path=self.path,
+                             field="cell", value=(rows.tolist(), cols.tolist()))
+        start = np.datetime64(start, "s")
+        end = np.datetime64(end, "s")
+        sel = (self._times > start) & (self._times <= end)
+        first, last = self._times[0], self._times[-1]
+        if start + np.timedelta64(self.step_seconds, "s") < first or end > last:
+            raise InputError(f"covers {first} .. {last}, the request is ({start}, {end}]",
+                             path=self.path, field="time", value=str(end if end > last else start))
+        values = self._values[sel]
+        return self._times[sel], np.repeat(values[:, :, None], rows.size, axis=2)
+
+    def describe(self) -> str:
+        return f"legacy point-forcing file {self.path}"
