@@ -185,3 +185,45 @@ def test_a_failing_rank_stops_the_job_naming_the_cell(tmp_path):
     assert proc.returncode != 0
     assert "rank 1 of 2 failed" in proc.stderr
     assert "snow density" in proc.stderr and "cell 6 at" in proc.stderr
+
+
+def test_classify_stage_remakes_the_same_products(tmp_path, straight_run):
+    straight, _ = straight_run
+    out = tmp_path / "cls"
+    shutil.copytree(straight, out)
+    for tif in (out / "products").glob("*.tif"):
+        tif.unlink()
+    (out / "products" / "noahtibet_frozen_ground.nc").unlink()
+    sim = Simulation(small_config(out))
+    assert sim.classify_products() == [1979, 1980, 1981]
+    import rasterio
+    for year in (1980, 1981):
+        name = f"noahtibet_frozen_ground_{year}.tif"
+        with rasterio.open(straight / "products" / name) as a, rasterio.open(out / "products" / name) as b:
+            assert np.array_equal(a.read(1), b.read(1))
+    with netCDF4.Dataset(straight / "products" / "noahtibet_frozen_ground.nc") as a, \
+            netCDF4.Dataset(out / "products" / "noahtibet_frozen_ground.nc") as b:
+        assert np.array_equal(a["frozen_ground_class"][:], b["frozen_ground_class"][:])
+
+
+def test_daily_points_are_written(tmp_path):
+    from noahtibet.simulation import build_model
+    cfg = small_config(tmp_path / "pts", run={"end_year": 1979})
+    model = build_model(cfg)
+    rows, cols = model.simulated.cell_rows_cols
+    lon, lat = float(model.grid.lons[cols[3]]), float(model.grid.lats[rows[3]])
+    cfg = small_config(tmp_path / "pts", run={"end_year": 1979},
+                       output={"points": [["site_a", lon, lat], ["far_away", 0.0, 0.0]]})
+    straight = small_config(tmp_path / "nopts", run={"end_year": 1979})
+    Simulation(cfg).run()
+    Simulation(straight).run()
+    with netCDF4.Dataset(tmp_path / "pts" / "points" / "points_1979.nc") as nc:
+        assert nc.point_names == "site_a"
+        t = np.array(nc["soil_temperature"][:])
+    assert t.shape == (1, 365, 20)
+    # the annual mean of the daily means equals the annual file's mean of that cell
+    with netCDF4.Dataset(tmp_path / "pts" / "annual" / "annual_1979.nc") as nc:
+        tmean = np.array(nc["tmean"][:])[3]
+    assert np.allclose(t[0].mean(axis=0), tmean, atol=1e-9)
+    # recording the point does not change any result
+    assert_same(read_outputs(tmp_path / "pts"), read_outputs(tmp_path / "nopts"))

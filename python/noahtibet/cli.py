@@ -62,6 +62,18 @@ def _cmd_stage(stages):
     return run
 
 
+def _cmd_classify(args) -> int:
+    from . import config
+
+    cfg = config.load(args.config)
+    sim = _simulation(args, cfg)
+    years = sim.classify_products()
+    if years:
+        log.info("classified %d years (%d..%d); products in %s/products", len(years), years[0],
+                 years[-1], sim.out)
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from .demo_run import run_demo
 
@@ -114,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=f"Gridded simulation: {text}.")
         _add_run_options(p)
         p.set_defaults(func=_cmd_stage(stages))
+
+    p = sub.add_parser("classify", help="re-make the yearly classes and products from a run",
+                       description="Re-classify every simulated year from the annual files of a "
+                                   "run (current masks and product settings) and rewrite the "
+                                   "GeoTIFFs and the netCDF product.")
+    p.add_argument("config", help="TOML configuration file of the run")
+    p.add_argument("--mpi", choices=("auto", "on", "off"), default="off")
+    p.set_defaults(func=_cmd_classify)
 
     p = sub.add_parser("demo", help="the whole pipeline on the built-in synthetic demo domain",
                        description="Run spin-up, transient run 1979-2018 and the yearly products "

@@ -427,7 +427,9 @@ class Simulation:
             diag.tmin[idx], diag.tmax[idx], diag.tsum[idx] = sdiag.tmin, sdiag.tmax, sdiag.tsum
             diag.thaw_depth_max[idx], diag.count[idx] = sdiag.thaw_depth_max, sdiag.count
             if record:
-                days = times.astype("datetime64[D]")
+                # a step belongs to the day in which it ends (a step ending at 00:00 closes
+                # the previous day), so a day is the mean of its 8 three-hour steps
+                days = (times - np.timedelta64(1, "s")).astype("datetime64[D]")
                 for name, pos in self.point_cells.items():
                     j = int(np.flatnonzero(pts == pos)[0])
                     for d in np.unique(days):
@@ -612,6 +614,48 @@ class Simulation:
         self._prev_tmax = prev_tmax
         if self.comm.rank == 0:
             self._write_netcdf_product()
+
+    # ---- the classify stage --------------------------------------------------------------------
+    def classify_products(self) -> list[int]:
+        """Re-make the yearly classes and products from the annual files (rank 0 writes).
+
+        Classes come from each year's per-layer temperature extremes and the previous
+        year's maxima (the first year keeps the class stored at run time, which used
+        the last spin-up year); the current masks and product settings apply.  Returns
+        the years written.
+        """
+        import netCDF4
+
+        if self.comm.rank != 0:
+            return []
+        files = sorted(self.annual_dir.glob("annual_*.nc"))
+        if not files:
+            raise RuntimeError(f"no annual files in {self.annual_dir}: run the transient stage first")
+        prev_tmax, written = None, []
+        for f in files:
+            with netCDF4.Dataset(f) as nc:
+                nc.set_auto_mask(False)
+                year = int(nc.year)
+                if nc.config_digest != self.digest:
+                    raise RuntimeError(f"{f}: written with a different configuration "
+                                       f"(digest {nc.config_digest} != {self.digest})")
+                tmin, tmax = np.array(nc["tmin"][:]), np.array(nc["tmax"][:])
+                stored = np.array(nc["frozen_ground_class"][:])
+            grid_classes = stored.copy()
+            if prev_tmax is not None:
+                grid_classes[self.model.simulated.active] = classify(tmin, tmax, prev_tmax)
+            grid_classes[self.model.static_nodata | self.model.lake_mask(year)] = NODATA
+            prev_tmax = tmax
+            if self.cfg.output.geotiff and year >= self.cfg.run.product_start_year:
+                from .products import write_class_geotiff
+                kwargs = {"cell_size_m": self.cfg.output.cell_size_m} \
+                    if self.cfg.output.cell_size_m > 0 else {}
+                write_class_geotiff(grid_classes, self.model.grid, year,
+                                    self.out / "products" / f"noahtibet_frozen_ground_{year}.tif",
+                                    provenance=self._provenance(), **kwargs)
+            written.append(year)
+        self._write_netcdf_product()
+        return written
 
     # ---- outputs -----------------------------------------------------------------------------
     def _year_outputs(self, year, diag, prev_tmax, daily) -> None:
