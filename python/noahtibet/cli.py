@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_validation import add_parser as add_validation_commands
     add_validation_commands(sub)    # report, compare-legacy, compare-products
+    from .cli_calibration import add_parser as add_calibration_commands
+    add_calibration_commands(sub)   # calibrate, ensemble
     return parser
 
 

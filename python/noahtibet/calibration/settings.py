@@ -1,0 +1,187 @@
+"""Settings of a calibration and of an ensemble: ``[calibration]`` and ``[ensemble]`` tables.
+
+They live in the run configuration file next to the sections of
+:mod:`noahtibet.config`, which describe the model run the calibration tunes
+(domain, forcing, physics, spin-up, run period)::
+
+    [calibration]
+    trials = 200            # number of trials (parameter sets) evaluated in total
+    batch_size = 16         # candidates asked from TPE at a time (independent of the ranks)
+    seed = 1
+    protocol = "continued"  # full | shortened | continued (see below)
+    spinup_cycles = 2
+    buffer_cells = 0
+
+    [ensemble]
+    members = 13
+
+Every key, its default and meaning is in :class:`CalibrationSettings` and
+:class:`EnsembleSettings`; an unknown key or a bad value is a
+:class:`~noahtibet.errors.ConfigError` naming the file, ``section.key`` and the
+value.  Relative paths are relative to the configuration file.
+
+Spin-up protocol of a trial (``protocol``):
+
+* ``full``: cold start with the candidate's parameters and the run's whole
+  spin-up (``spinup.cycles`` cycles over ``spinup.start_year .. end_year``), then
+  the transient years ``run.start_year .. reference_year``: the product's own
+  protocol, exact but as costly as the default run for every trial;
+* ``shortened``: the same with ``spinup_cycles`` cycles instead of ``spinup.cycles``;
+* ``continued`` (default): start from the state of the default run at the end of
+  its spin-up (its restart file), run ``spinup_cycles`` more cycles with the
+  candidate's parameters (0 allowed), then the transient years.  Soil moisture
+  above a candidate's porosity is set to the porosity (liquid water to at most
+  the total).  Cheapest; the deep ground keeps a memory of the default
+  parameters that shrinks with ``spinup_cycles``.  With ``continue_from_year = Y``
+  the trials start from the default run's state at the end of year Y and run
+  only Y+1 .. reference year (a warm start: cheaper still, more memory of the
+  defaults).
+
+The default run is done once in ``<directory>/default_run``; ``default_run`` may
+instead name an existing run of exactly this configuration (the product run's
+``output.directory``), whose reference-year annual file and restarts are then
+used (checked by the configuration digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .. import config as config_mod
+from ..errors import ConfigError
+
+PROTOCOLS = ("full", "shortened", "continued")
+
+
+@dataclass
+class CalibrationSettings:
+    directory: str = ""            # "" -> <output.directory>/calibration
+    parameter_space: str = ""      # "" -> the bundled 26-parameter space
+    parameters: list = field(default_factory=list)   # dimensions calibrated ([] = all)
+    reference_map: str = ""        # "" -> static.reference_map, or the demo truth's map
+    reference_mapping: str = ""    # CSV code,class of the reference map ("" = codes 1/2/3)
+    reference_year: int = 2010
+    buffer_cells: int = 0          # widen the sensitive cells by N cells (8-neighbourhood)
+    protocol: str = "continued"    # full | shortened | continued
+    spinup_cycles: int = 2         # cycles of the shortened / continued protocol
+    continue_from_year: int = 0    # continued: start from the default run's state at the end
+    #                                of this year (0: of the spin-up) instead
+    default_run: str = ""          # "" -> run the defaults in <directory>/default_run; else an
+    #                                existing run of this configuration (e.g. output.directory)
+    trials: int = 200              # total number of trials
+    batch_size: int = 16           # candidates per TPE ask (independent of the rank count)
+    startup_trials: int = 20       # random trials before TPE starts modelling
+    seed: int = 1
+    cache_forcing: bool = True     # keep the trial years' forcing of a rank's cells in memory
+
+
+@dataclass
+class EnsembleSettings:
+    members: int = 13              # best trials forming the ensemble
+    parameter_file: str = ""       # "" -> <calibration directory>/ensemble_parameters.toml
+    directory: str = ""            # "" -> <output.directory>/ensemble
+
+
+def _section(path, name, cls, data):
+    if not isinstance(data, dict):
+        raise ConfigError("must be a table", path=path, field=name, value=data)
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(f"is not a known key{extra}", path=path, field=f"{name}.{key}",
+                              value=value)
+        values[key] = config_mod._check_type(path, f"{name}.{key}", value,
+                                             getattr(defaults, key))
+    return cls(**values)
+
+
+def _validate(path, c: CalibrationSettings, e: EnsembleSettings, cfg) -> None:
+    checks = [
+        (c.protocol in PROTOCOLS, "calibration.protocol", c.protocol,
+         f"must be one of {', '.join(PROTOCOLS)}"),
+        (c.spinup_cycles >= 0, "calibration.spinup_cycles", c.spinup_cycles, "must be >= 0"),
+        (c.protocol != "shortened" or c.spinup_cycles >= 1, "calibration.spinup_cycles",
+         c.spinup_cycles, "must be >= 1 with the shortened protocol"),
+        (c.protocol != "continued" or cfg.spinup.cycles >= 1, "spinup.cycles", cfg.spinup.cycles,
+         "must be >= 1 with the continued protocol (it starts from the default spin-up)"),
+        (c.continue_from_year == 0 or (c.protocol == "continued" and cfg.run.start_year
+                                        <= c.continue_from_year < c.reference_year),
+         "calibration.continue_from_year", c.continue_from_year,
+         "must be 0, or (protocol continued) a run year before the reference year"),
+        (c.continue_from_year == 0 or c.spinup_cycles == 0, "calibration.spinup_cycles",
+         c.spinup_cycles, "must be 0 when continuing from a transient year"),
+        (c.trials >= 1, "calibration.trials", c.trials, "must be >= 1"),
+        (c.batch_size >= 1, "calibration.batch_size", c.batch_size, "must be >= 1"),
+        (c.startup_trials >= 1, "calibration.startup_trials", c.startup_trials, "must be >= 1"),
+        (c.buffer_cells >= 0, "calibration.buffer_cells", c.buffer_cells, "must be >= 0"),
+        (0 <= c.seed < 2**32, "calibration.seed", c.seed, "must be in 0 .. 2**32 - 1"),
+        (cfg.run.start_year <= c.reference_year <= cfg.run.end_year, "calibration.reference_year",
+         c.reference_year, f"must lie within the run {cfg.run.start_year}..{cfg.run.end_year}"),
+        (all(isinstance(n, str) for n in c.parameters), "calibration.parameters", c.parameters,
+         "must be a list of dimension names"),
+        (e.members >= 1, "ensemble.members", e.members, "must be >= 1"),
+    ]
+    for ok, key, value, reason in checks:
+        if not ok:
+            raise ConfigError(reason, path=path, field=key, value=value)
+    if c.default_run and not Path(c.default_run).is_dir():
+        raise ConfigError("is not an existing run directory", path=path,
+                          field="calibration.default_run", value=c.default_run)
+    for key in ("parameter_space", "reference_map", "reference_mapping"):
+        value = getattr(c, key)
+        if value and not Path(value).exists():
+            raise ConfigError("file does not exist", path=path, field=f"calibration.{key}",
+                              value=value)
+
+
+def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None):
+    """(run Config, CalibrationSettings, EnsembleSettings) from a parsed configuration."""
+    data = dict(data)
+    cal = _section(path, "calibration", CalibrationSettings, data.pop("calibration", {}))
+    ens = _section(path, "ensemble", EnsembleSettings, data.pop("ensemble", {}))
+    cfg = config_mod.from_dict(data, path, base_dir=base_dir)
+    if base_dir is not None:
+        for obj, keys in ((cal, ("directory", "parameter_space", "reference_map",
+                                 "reference_mapping", "default_run")),
+                          (ens, ("parameter_file", "directory"))):
+            for key in keys:
+                value = getattr(obj, key)
+                if value and not Path(value).is_absolute():
+                    setattr(obj, key, str(base_dir / value))
+    out = Path(cfg.output.directory)
+    if not cal.directory:
+        cal.directory = str(out / "calibration")
+    if not ens.directory:
+        ens.directory = str(out / "ensemble")
+    if not ens.parameter_file:
+        ens.parameter_file = str(Path(cal.directory) / "ensemble_parameters.toml")
+    if not cal.reference_map and cfg.static.reference_map:
+        cal.reference_map = cfg.static.reference_map
+    _validate(path, cal, ens, cfg)
+    return cfg, cal, ens
+
+
+def load(path: str | Path):
+    """Read a configuration file with ``[calibration]`` / ``[ensemble]`` tables."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
+    return from_dict(data, str(path), base_dir=path.parent)
+
+
+def as_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
