@@ -1,6 +1,5 @@
 """Gridded runs: restarts, rank independence, spin-up convergence, products."""
 
-import os
 import shutil
 import subprocess
 import sys

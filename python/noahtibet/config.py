@@ -229,18 +229,23 @@ def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None) ->
     return cfg
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a TOML configuration file."""
+def read_toml(path: str | Path) -> dict:
+    """Parse a TOML file; an unreadable or invalid file is a ConfigError naming it."""
     path = Path(path)
     try:
         text = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from None
     try:
-        data = tomllib.loads(text.decode("utf-8"))
+        return tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
-    return from_dict(data, str(path), base_dir=path.parent)
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    return from_dict(read_toml(path), str(path), base_dir=path.parent)
 
 
 def template() -> str:

@@ -46,9 +46,7 @@ used (checked by the configuration digest).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config as config_mod
@@ -86,21 +84,7 @@ class EnsembleSettings:
     directory: str = ""            # "" -> <output.directory>/ensemble
 
 
-def _section(path, name, cls, data):
-    if not isinstance(data, dict):
-        raise ConfigError("must be a table", path=path, field=name, value=data)
-    defaults = cls()
-    known = {f.name for f in fields(cls)}
-    values = {}
-    for key, value in data.items():
-        if key not in known:
-            hint = difflib.get_close_matches(key, sorted(known), n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ConfigError(f"is not a known key{extra}", path=path, field=f"{name}.{key}",
-                              value=value)
-        values[key] = config_mod._check_type(path, f"{name}.{key}", value,
-                                             getattr(defaults, key))
-    return cls(**values)
+_section = config_mod._section   # the same key / type validation as the run configuration
 
 
 def _validate(path, c: CalibrationSettings, e: EnsembleSettings, cfg) -> None:
@@ -172,15 +156,7 @@ def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None):
 def load(path: str | Path):
     """Read a configuration file with ``[calibration]`` / ``[ensemble]`` tables."""
     path = Path(path)
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from None
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"is not valid TOML: {exc}", path=str(path)) from None
-    return from_dict(data, str(path), base_dir=path.parent)
+    return from_dict(config_mod.read_toml(path), str(path), base_dir=path.parent)
 
 
 def as_dict(obj) -> dict:
