@@ -218,6 +218,10 @@ class ForcingSource:
         self.cache_years = set(cache_years)
         self._cache: dict = {}
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self.cache_years = set()
+
     def month(self, year: int, month: int):
         key = (year, month)
         if key in self._cache:
@@ -359,9 +363,11 @@ class Simulation:
         self.summary = RunSummary()
         self.digest = config_digest(cfg)
         spin = cfg.spinup
+        # the recycled period is read once and kept while more than one cycle needs it
+        cache = cfg.forcing.cache_spinup and spin.cycles > 1
         self.forcing = ForcingSource(
             self.model.provider, self.local.rows, self.local.cols,
-            cache_years=range(spin.start_year, spin.end_year + 1) if cfg.forcing.cache_spinup else ())
+            cache_years=range(spin.start_year, spin.end_year + 1) if cache else ())
         self.point_cells = self._point_cells()
         self._cold = True        # no step run yet from the cold-start state
         self._prev_tmax = None   # annual maximum temperatures of the previous year
@@ -562,6 +568,7 @@ class Simulation:
                     log.info("spin-up converged after %d cycles (tolerance %g K)", cycle,
                              cfg.tolerance)
                 break
+        self.forcing.clear_cache()   # the transient run reads each month once
         if self.comm.rank == 0:
             self._write_spinup_report(history)
 
