@@ -52,6 +52,12 @@ class ForcingConfig:
     cache_spinup: bool = True          # keep the spin-up period's forcing in memory between cycles
 
 
+#: The 20 Noah-Tibet soil layer thicknesses [m], top to bottom (15.2 m in total; the same
+#: values as noahtibet.demo.LAYER_THICKNESS).
+NOAH_TIBET_LAYERS = (0.045, 0.046, 0.075, 0.123, 0.204, 0.336, 0.371, 0.3, 0.5, 0.5,
+                     0.7, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0)
+
+
 @dataclass
 class StaticConfig:
     """Static inputs of a real domain (paths); unused by the demo."""
@@ -64,6 +70,11 @@ class StaticConfig:
     glacier: str = ""
     lakes: dict = field(default_factory=dict)   # year -> path
     reference_map: str = ""
+    vegetation_crosswalk: str = "igbp_to_usgs"  # packaged name or CSV path; "usgs": already USGS
+    slope: str = ""                    # raster of GENPARM slope classes; empty: class 1 everywhere
+    tbot: str = ""                     # raster of the deep (ZBOT) temperature [K]
+    max_snow_albedo: float = 0.75      # maximum albedo of deep snow, every column
+    layer_thickness: list = field(default_factory=lambda: list(NOAH_TIBET_LAYERS))  # [m]
 
 
 @dataclass
@@ -204,10 +215,48 @@ def _validate(cfg: Config) -> None:
         if not cfg.forcing.path or not Path(cfg.forcing.path).is_dir():
             raise _error(p, "forcing.path", cfg.forcing.path, "is not an existing directory")
     for key in ("soil", "vegetation", "lai", "green_fraction", "elevation", "domain_boundary",
-                "glacier", "reference_map"):
+                "glacier", "reference_map", "slope", "tbot"):
         value = getattr(cfg.static, key)
-        if value and not Path(value).exists():
+        if value and not _source_exists(value):
             raise _error(p, f"static.{key}", value, "file does not exist")
+    for year, value in cfg.static.lakes.items():
+        try:
+            int(year)
+        except (TypeError, ValueError):
+            raise _error(p, f"static.lakes.{year}", value, "key must be a year") from None
+        if not isinstance(value, str) or not _source_exists(value):
+            raise _error(p, f"static.lakes.{year}", value, "file does not exist")
+    st = cfg.static
+    if not 0 < st.max_snow_albedo <= 1:
+        raise _error(p, "static.max_snow_albedo", st.max_snow_albedo, "must be in (0, 1]")
+    if not st.layer_thickness or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for v in st.layer_thickness):
+        raise _error(p, "static.layer_thickness", st.layer_thickness,
+                     "must be a non-empty list of positive thicknesses [m]")
+    if not st.vegetation_crosswalk:
+        raise _error(p, "static.vegetation_crosswalk", st.vegetation_crosswalk,
+                     "must name a crosswalk (e.g. 'igbp_to_usgs'), a CSV file or 'usgs'")
+    if cfg.domain.kind == "cmfd":
+        if cfg.forcing.provider != "cmfd":
+            raise _error(p, "forcing.provider", cfg.forcing.provider,
+                         "must be 'cmfd' when domain.kind = 'cmfd'")
+        for key in ("soil", "vegetation", "lai", "green_fraction", "tbot"):
+            if not getattr(st, key):
+                raise _error(p, f"static.{key}", "", "is required when domain.kind = 'cmfd'")
+        b = cfg.domain.bbox
+        if not (all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
+                and b[0] < b[2] and b[1] < b[3]):
+            raise _error(p, "domain.bbox", b, "must be four numbers west < east, south < north")
+
+
+def _source_exists(value: str) -> bool:
+    """A path, or ``file.nc:variable`` / ``file.gpkg:layer`` whose file exists."""
+    if Path(value).exists():
+        return True
+    head, sep, tail = value.rpartition(":")
+    return bool(sep and head and tail and not tail.startswith(("/", "\\"))
+                and Path(head).exists())
 
 
 def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None) -> Config:
@@ -225,6 +274,17 @@ def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None) ->
             cfg.forcing.path = str(base_dir / cfg.forcing.path)
         if not Path(cfg.output.directory).is_absolute():
             cfg.output.directory = str(base_dir / cfg.output.directory)
+        st = cfg.static
+        for key in ("soil", "vegetation", "lai", "green_fraction", "elevation", "domain_boundary",
+                    "glacier", "reference_map", "slope", "tbot"):
+            value = getattr(st, key)
+            if value and not Path(value).is_absolute():
+                setattr(st, key, str(base_dir / value))
+        st.lakes = {k: (str(base_dir / v) if isinstance(v, str) and v
+                        and not Path(v).is_absolute() else v) for k, v in st.lakes.items()}
+        cw = st.vegetation_crosswalk
+        if cw.lower().endswith(".csv") and not Path(cw).is_absolute():
+            st.vegetation_crosswalk = str(base_dir / cw)
     _validate(cfg)
     return cfg
 

@@ -112,8 +112,12 @@ def demo_model(cfg: Config) -> DomainModel:
 def build_model(cfg: Config) -> DomainModel:
     if cfg.domain.kind == "demo":
         return demo_model(cfg)
-    raise NotImplementedError(  # pragma: no cover - real-data assembly comes with the data layer
-        "domain.kind = 'cmfd' needs the static-data assembly; use the demo domain for now")
+    if cfg.domain.kind == "cmfd":
+        from .real_domain import cmfd_model
+        return cmfd_model(cfg)
+    from .errors import ConfigError
+    raise ConfigError("must be 'demo' or 'cmfd'", path=cfg.path, field="domain.kind",
+                      value=cfg.domain.kind)
 
 
 def physics_options(cfg: Config) -> PhysicsOptions:
