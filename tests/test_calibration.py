@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from mpi_support import mpi_available
 
 from noahtibet import layout
 from noahtibet.calibration import agreement, settings
@@ -509,15 +510,7 @@ def test_resume_refuses_a_different_setting(twin, straight):
         calibrate(cfg, cal, SerialComm(), members=2, model=twin.model, resume=True)
 
 
-def _mpi_available():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return shutil.which("mpiexec") is not None
-
-
-@pytest.mark.skipif(not _mpi_available(), reason="mpi4py / mpiexec not installed")
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
 def test_one_and_two_ranks_give_the_same_history(twin, straight, tmp_path):
     cfg, cal, ens = fresh(twin, "two_ranks", **SMALL)
     data = base_config(twin.out, directory=cal.directory, **SMALL)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 import rasterio
+from mpi_support import mpi_available
 from rio_cogeo.cogeo import cog_validate
 
 LIMIT_SECONDS = 15 * 60
@@ -26,12 +27,8 @@ def demo_output(tmp_path_factory):
     noahtibet = shutil.which("noahtibet")
     cmd = [noahtibet] if noahtibet else [sys.executable, "-m", "noahtibet.cli"]
     cmd += ["demo", "--out", str(out)]
-    if shutil.which("mpiexec"):
-        try:
-            import mpi4py  # noqa: F401
-            cmd = ["mpiexec", "-n", "2"] + cmd + ["--mpi", "on"]
-        except ImportError:
-            pass
+    if mpi_available():
+        cmd = ["mpiexec", "-n", "2"] + cmd + ["--mpi", "on"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_SECONDS + 120)
     elapsed = time.perf_counter() - t0

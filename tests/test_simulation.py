@@ -8,6 +8,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+from mpi_support import mpi_available
 
 from noahtibet.demo_run import demo_config
 from noahtibet.simulation import Simulation, latest_restart, read_restart
@@ -136,15 +137,7 @@ def test_unconverged_cells_are_listed(tmp_path):
     assert {"column", "lon", "lat", "change_K"} <= set(report["unconverged_cells"][0])
 
 
-def _mpi_available():
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return False
-    return shutil.which("mpiexec") is not None
-
-
-@pytest.mark.skipif(not _mpi_available(), reason="mpi4py / mpiexec not installed")
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_results_do_not_depend_on_the_number_of_ranks(tmp_path, straight_run, ranks):
     straight, _ = straight_run
@@ -163,7 +156,7 @@ def test_results_do_not_depend_on_the_number_of_ranks(tmp_path, straight_run, ra
     assert_same(read_outputs(out), read_outputs(straight))
 
 
-@pytest.mark.skipif(not _mpi_available(), reason="mpi4py / mpiexec not installed")
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
 def test_a_failing_rank_stops_the_job_naming_the_cell(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(

@@ -29,10 +29,10 @@ def _cmd_point(args: argparse.Namespace) -> int:
 
 
 def _simulation(args, cfg):
-    from .parallel import get_comm
+    from .parallel import comm_from_option
     from .simulation import Simulation
 
-    comm = get_comm({"auto": None, "on": True, "off": False}[args.mpi])
+    comm = comm_from_option(args.mpi)
     if comm.rank == 0:
         log.info("noahtibet %s: configuration %s, %d rank(s)", __version__, cfg.path, comm.size)
     return Simulation(cfg, comm)

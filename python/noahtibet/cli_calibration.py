@@ -19,9 +19,9 @@ log = logging.getLogger("noahtibet")
 
 
 def _comm(args):
-    from .parallel import get_comm
+    from .parallel import comm_from_option
 
-    return get_comm({"auto": None, "on": True, "off": False}[args.mpi])
+    return comm_from_option(args.mpi)
 
 
 def _cmd_calibrate(args) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from . import config
-from .parallel import get_comm
+from .parallel import comm_from_option
 
 log = logging.getLogger("noahtibet")
 
@@ -57,7 +57,7 @@ def run_demo(args) -> int:
     from .simulation import Simulation
 
     cfg = demo_config(args.out)
-    comm = get_comm({"auto": None, "on": True, "off": False}[getattr(args, "mpi", "auto")])
+    comm = comm_from_option(getattr(args, "mpi", "auto"))
     if comm.rank == 0:
         log.info("noahtibet demo -> %s", cfg.output.directory)
         for line in shortenings(cfg):

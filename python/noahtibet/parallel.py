@@ -101,6 +101,14 @@ def get_comm(use_mpi: bool | None = None):
     return MPIComm(MPI.COMM_WORLD)
 
 
+MPI_CHOICES = ("auto", "on", "off")
+
+
+def comm_from_option(choice: str = "auto"):
+    """The communicator for the command-line option ``--mpi auto|on|off``."""
+    return get_comm({"auto": None, "on": True, "off": False}[choice])
+
+
 def partition(n: int, size: int, rank: int) -> np.ndarray:
     """Indices 0..n-1 owned by ``rank`` of ``size``: contiguous, sizes differ by at most one."""
     lo = (n * rank) // size
