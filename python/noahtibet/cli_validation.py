@@ -1,4 +1,4 @@
-"""Subcommands ``report``, ``compare-legacy`` and ``compare-products``.
+"""Subcommands ``report``, ``compare-legacy``, ``export-point`` and ``compare-products``.
 
 :func:`add_parser` adds them to the ``noahtibet`` command's subparsers
 (``noahtibet.cli.build_parser`` calls it).  Bad input raises
@@ -63,6 +63,18 @@ def _cmd_compare_legacy(args) -> int:
     return 0
 
 
+def _cmd_export_point(args) -> int:
+    from . import config
+    from .export_point import export_cell
+
+    cfg = config.load(args.config)
+    first, last = args.years
+    res = export_cell(cfg, args.lon, args.lat, first, last, args.output, state=args.state)
+    log.info("cell (%d, %d): %d steps %d..%d, initial state from %s -> %s (details in %s)",
+             *res.cell, res.steps, first, last, res.state_source, res.path, res.metadata_path)
+    return 0
+
+
 def _cmd_compare_products(args) -> int:
     from .compare import compare_products
 
@@ -77,7 +89,7 @@ def _cmd_compare_products(args) -> int:
 
 
 def add_parser(sub) -> None:
-    """Add ``report``, ``compare-legacy`` and ``compare-products`` to ``sub``."""
+    """Add ``report``, ``compare-legacy``, ``export-point`` and ``compare-products`` to ``sub``."""
     p = sub.add_parser(
         "report", help="validation report of a gridded run (HTML, JSON, CSV)",
         description="Write a self-contained HTML validation report of a run directory, with "
@@ -108,6 +120,26 @@ def add_parser(sub) -> None:
     p.add_argument("--min-trend-years", type=int, help="fewest years for a site trend "
                                                        "(default 5)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "export-point", help="write one cell of a gridded run as a legacy point-forcing file",
+        description="Write the legacy Noah-Tibet point-forcing file (namelist + <Forcing> "
+                    "records) of one simulated cell of a run configuration: its forcing as the "
+                    "gridded run receives it, its layers, classes and options, and its state at "
+                    "the start of the years (the run's restart, or the cold start). Run the "
+                    "legacy code and 'noahtibet point' on it, then 'noahtibet compare-legacy'. "
+                    "Refused when the legacy code cannot reproduce the run's parameters or "
+                    "physics; details in OUTPUT.json.")
+    p.add_argument("config", help="TOML configuration file of the run")
+    p.add_argument("--lon", type=float, required=True, help="longitude of the cell [deg E]")
+    p.add_argument("--lat", type=float, required=True, help="latitude of the cell [deg N]")
+    p.add_argument("--years", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"),
+                   help="calendar years to export")
+    p.add_argument("--state", choices=("auto", "restart", "cold"), default="auto",
+                   help="initial state: the run's restart at the start of FIRST, the cold "
+                        "start, or restart when there is one (default)")
+    p.add_argument("--output", "-o", required=True, help="point-forcing file to write")
+    p.set_defaults(func=_cmd_export_point)
 
     p = sub.add_parser(
         "compare-legacy", help="run a legacy point-forcing file and compare with the legacy "
