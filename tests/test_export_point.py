@@ -142,9 +142,9 @@ def test_point_run_equals_the_gridded_kernel_run(run, exported):
 
 def test_point_run_stays_close_to_the_provider_forcing_run(run, exported):
     """With the provider's own values (the file holds them to 11 digits) the runs differ by
-    the model's sensitivity to such perturbations (FRH2O's Newton iteration stops at a
-    fixed tolerance, so its result jumps with the iteration count): hundredths of a
-    kelvin at most over a year, the size of the same perturbation inside the gridded run."""
+    the model's sensitivity to such perturbations (its thresholds turn a difference in the
+    11th digit into a step's delay): hundredths of a kelvin at most over a year, not more
+    than the same perturbation causes inside the gridded run."""
     cfg, model, _, rc = run
     res, case = exported
     times, forcing = provider_forcing(model, rc)
