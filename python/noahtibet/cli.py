@@ -17,14 +17,17 @@ def _cmd_point(args: argparse.Namespace) -> int:
     from .point import run_point_file, write_dataset
 
     t0 = time.perf_counter()
-    ds = run_point_file(args.forcing_file, legacy_quirks=args.legacy_quirks)
+    ds = run_point_file(args.forcing_file, legacy_quirks=args.legacy_quirks,
+                        record_pass=args.spinup_pass)
     elapsed = time.perf_counter() - t0
     path = write_dataset(ds, args.output)
     nstep, nlay = ds.sizes["time"], ds.sizes["layer"]
     log.info("point run: %s -> %s", args.forcing_file, path)
-    log.info("%d steps, %d layers, legacy quirks %s, surface exchange %s; %.2f s",
+    log.info("%d steps, %d layers, legacy quirks %s, surface exchange %s%s; %.2f s",
              nstep, nlay, "on" if args.legacy_quirks else "off",
-             ds.attrs["surface_exchange"], elapsed)
+             ds.attrs["surface_exchange"],
+             f", pass {ds.attrs['spinup_pass']} of 0..{ds.attrs['spinup_passes'] - 1}"
+             if ds.attrs["spinup_passes"] > 1 else "", elapsed)
     return 0
 
 
@@ -110,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "step's state and fluxes to netCDF.")
     p.add_argument("forcing_file", help="legacy point-forcing file")
     p.add_argument("--output", "-o", required=True, help="netCDF file to write")
+    p.add_argument("--pass", dest="spinup_pass", type=int, metavar="K",
+                   help="with loop_for_a_while = L > 0 in the file: the pass 0..L to write "
+                        "(the legacy driver's OUTPUT.K; default L, the spun-up pass)")
     quirks = p.add_mutually_exclusive_group()
     quirks.add_argument("--legacy-quirks", dest="legacy_quirks", action="store_true",
                         default=True,

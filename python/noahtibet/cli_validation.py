@@ -48,7 +48,8 @@ def _cmd_compare_legacy(args) -> int:
 
     cmp = compare_legacy(args.forcing_file, args.legacy_output, args.out,
                          sfcdif_option=args.sfcdif_option, legacy_quirks=args.legacy_quirks,
-                         rtol=args.rtol, first_steps=args.first_steps)
+                         rtol=args.rtol, first_steps=args.first_steps,
+                         record_pass=args.spinup_pass)
     acc = cmp.acceptance()
     div = cmp.divergence
     log.info("%d steps compared; largest per-layer STC RMSE %.4f K; first %d steps: largest "
@@ -155,6 +156,9 @@ def add_parser(sub) -> None:
                                                               "(default ./legacy_comparison)")
     p.add_argument("--sfcdif-option", type=int, choices=(0, 1, 2),
                    help="override the file's sfcdif_option (as the legacy run used)")
+    p.add_argument("--pass", dest="spinup_pass", type=int, metavar="K",
+                   help="with loop_for_a_while = L > 0 in the forcing file: the pass 0..L the "
+                        "legacy output holds (its OUTPUT.K; default L)")
     quirks = p.add_mutually_exclusive_group()
     quirks.add_argument("--legacy-quirks", dest="legacy_quirks", action="store_true",
                         default=True, help="reproduce the legacy parameter routing (default)")

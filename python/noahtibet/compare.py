@@ -424,7 +424,7 @@ def compare_series(time, ours: dict, legacy: LegacyOutput, rtol: float = ACCEPT_
 
 
 def run_noahtibet_point(forcing_file, sfcdif_option: int | None = None,
-                        legacy_quirks: bool = True):
+                        legacy_quirks: bool = True, record_pass: int | None = None):
     """Run noahtibet on a legacy point-forcing file; return (times, series, depths, case)."""
     import dataclasses
 
@@ -434,7 +434,8 @@ def run_noahtibet_point(forcing_file, sfcdif_option: int | None = None,
     case = read_point_file(forcing_file)
     if sfcdif_option is not None:
         case = dataclasses.replace(case, sfcdif_option=int(sfcdif_option))
-    times, rec, depths = run_point(case, options_for_case(case, legacy_quirks=legacy_quirks))
+    times, rec, depths = run_point(case, options_for_case(case, legacy_quirks=legacy_quirks),
+                                   record_pass=record_pass)
     series = {
         "STC": rec.stc[:, 0, :], "SMC": rec.smc[:, 0, :], "SH2O": rec.sh2o[:, 0, :],
         "SNOWH": rec.output("snow_depth")[:, 0], "SNEQV": rec.output("snow_water")[:, 0],
@@ -451,11 +452,15 @@ def run_noahtibet_point(forcing_file, sfcdif_option: int | None = None,
 def compare_legacy(forcing_file, legacy_output, out_dir="legacy_comparison", *,
                    sfcdif_option: int | None = None, legacy_quirks: bool = True,
                    rtol: float = ACCEPT_RTOL, first_steps: int = ACCEPT_FIRST_STEPS,
-                   write: bool = True) -> PointComparison:
+                   write: bool = True, record_pass: int | None = None) -> PointComparison:
     """Run noahtibet on ``forcing_file``, compare with ``legacy_output``, write the report."""
     legacy = read_legacy_output(legacy_output)
-    times, series, depths, case = run_noahtibet_point(forcing_file, sfcdif_option, legacy_quirks)
+    times, series, depths, case = run_noahtibet_point(forcing_file, sfcdif_option, legacy_quirks,
+                                                      record_pass)
+    passes = int(case.loop_for_a_while) + 1
     settings = {"sfcdif_option": int(case.sfcdif_option), "legacy_quirks": bool(legacy_quirks),
+                "spinup_pass": passes - 1 if record_pass is None else int(record_pass),
+                "spinup_passes": passes,
                 "rtol": rtol, "first_steps": first_steps,
                 "model_timestep_s": int(case.model_timestep),
                 "latitude": case.latitude, "longitude": case.longitude,

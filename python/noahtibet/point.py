@@ -19,6 +19,7 @@ import xarray as xr
 from . import __version__, layout
 from .kernel import Calendar, ColumnState, Records, run_columns
 from .legacy_forcing import PointCase, model_forcing, read_point_file
+from .errors import InputError
 from .parameters import ColumnSpec, PhysicsOptions, Tables, column_parameters
 
 #: Initial values the legacy driver sets before the first step (spec 1.6).
@@ -84,12 +85,22 @@ def initial_state(case: PointCase, calendar: Calendar, first_q2: float,
 
 
 def run_point(case: PointCase, options: PhysicsOptions | None = None,
-              tables: Tables | None = None) -> tuple[np.ndarray, Records, np.ndarray]:
-    """Run one column over the whole file; return (times, records, node depths)."""
-    if int(getattr(case, "loop_for_a_while", 0) or 0) > 0:
-        raise NotImplementedError(
-            f"{case.path}: loop_for_a_while = {case.loop_for_a_while}: spin-up passes of a point "
-            "file are not supported by 'noahtibet point'; use the gridded spin-up")
+              tables: Tables | None = None, record_pass: int | None = None
+              ) -> tuple[np.ndarray, Records, np.ndarray]:
+    """Run one column over the whole file; return (times, records, node depths).
+
+    With ``loop_for_a_while = L > 0`` the legacy driver repeats the period L + 1 times
+    with the state carried from pass to pass (spin-up; spec/physics.md section 1.5) and
+    writes every pass to its own file (OUTPUT.0000 ... OUTPUT.L); here every pass is run
+    and pass ``record_pass`` (0 ... L, default L: the spun-up pass) is recorded.
+    """
+    passes = int(getattr(case, "loop_for_a_while", 0) or 0) + 1
+    if record_pass is None:
+        record_pass = passes - 1
+    if not 0 <= record_pass < passes:
+        raise InputError(f"has {passes} pass(es) (loop_for_a_while = {passes - 1}); pass "
+                         f"{record_pass} does not exist", path=str(case.path),
+                         field="pass", value=record_pass)
     options = options or options_for_case(case)
     tables = tables or Tables.load()
     pf = model_forcing(case)
@@ -104,16 +115,21 @@ def run_point(case: PointCase, options: PhysicsOptions | None = None,
             monthly[0, layout.index(layout.MONTHLY, name)] = values
     state = initial_state(case, calendar, float(pf.specific_humidity[0]),
                           int(case.sfcdif_option))
-    records = run_columns(forcing, calendar, monthly, layer_par[None], column_par[None], state,
-                          float(case.model_timestep), options.as_array(), record=True,
-                          labels=[str(case.path)])
+    records = None
+    for k in range(record_pass + 1):    # passes after the recorded one change nothing in it
+        rec = run_columns(forcing, calendar, monthly, layer_par[None], column_par[None], state,
+                          float(case.model_timestep), options.as_array(),
+                          record=k == record_pass, labels=[f"{case.path} (pass {k})"])
+        if k == record_pass:
+            records = rec
     dz = np.asarray(case.layer_thickness, dtype=np.float64)
     node_depth = np.cumsum(dz) - 0.5 * dz
     return np.asarray(pf.time), records, node_depth
 
 
 def to_dataset(times: np.ndarray, records: Records, node_depth: np.ndarray,
-               options: PhysicsOptions, source: str = "") -> xr.Dataset:
+               options: PhysicsOptions, source: str = "", pass_info: tuple[int, int] = (0, 1)
+               ) -> xr.Dataset:
     """CF-style Dataset of a point run (column 0 of the records)."""
     def series(name):
         return records.output(name)[:, 0]
@@ -166,7 +182,14 @@ def to_dataset(times: np.ndarray, records: Records, node_depth: np.ndarray,
         "thermal_conductivity": options.thermal_conductivity,
         "frozen_soil_hydraulics": options.frozen_soil_hydraulics,
         "legacy_quirks": int(options.legacy_quirks),
+        "spinup_pass": int(pass_info[0]),
+        "spinup_passes": int(pass_info[1]),
     })
+    if pass_info[1] > 1:
+        ds.attrs["comment"] = (f"pass {pass_info[0]} of the passes 0..{pass_info[1] - 1} over the "
+                               "forcing period (loop_for_a_while), the state carried from pass "
+                               "to pass; the legacy driver writes it to "
+                               f"OUTPUT.{pass_info[0]:04d}.txt")
     return ds
 
 
@@ -189,9 +212,13 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 def run_point_file(forcing_file: str | os.PathLike, legacy_quirks: bool = True,
-                   tables: Tables | None = None) -> xr.Dataset:
-    """Read a legacy point-forcing file, run it, return the Dataset."""
+                   tables: Tables | None = None, record_pass: int | None = None) -> xr.Dataset:
+    """Read a legacy point-forcing file, run it, return the Dataset (of pass
+    ``record_pass`` when the file loops over its period; default the last)."""
     case = read_point_file(forcing_file)
     options = options_for_case(case, legacy_quirks=legacy_quirks)
-    times, records, node_depth = run_point(case, options, tables)
-    return to_dataset(times, records, node_depth, options, source=str(forcing_file))
+    passes = int(case.loop_for_a_while) + 1
+    k = passes - 1 if record_pass is None else int(record_pass)
+    times, records, node_depth = run_point(case, options, tables, record_pass=k)
+    return to_dataset(times, records, node_depth, options, source=str(forcing_file),
+                      pass_info=(k, passes))
