@@ -214,3 +214,30 @@ def test_command_line(run, tmp_path):
     case = read_point_file(path)
     assert case.records.shape[0] == 366 * 8
     assert path.with_name("cli.dat.json").is_file()
+
+
+def test_parameters_command_prints_what_the_run_uses(run, tmp_path, capsys):
+    """'noahtibet parameters' (the same cell lookup) prints the kernel rows the run builds."""
+    from noahtibet.cli import main
+    from noahtibet.simulation import build_local_columns
+
+    cfg, model, (lon, lat), rc = run
+    toml = tmp_path / "run.toml"
+    toml.write_text('[domain]\nmax_cells = 6\n[parameters]\ncolumn = {z0h_beta = 5.5}\n')
+    assert main(["parameters", str(toml), "--lon", str(lon), "--lat", str(lat), "--csv"]) == 0
+    text = capsys.readouterr().out
+    column = dict(line.split(",") for line in
+                  text.split("# column parameters\n")[1].split("\n#")[0].splitlines()[1:])
+    assert float(column["z0h_beta"]) == 5.5
+    layers = [line.split(",") for line in
+              text.split("# layer parameters")[1].split("\n#")[0].splitlines()[2:]]
+    rows, cols = model.simulated.cell_rows_cols
+    idx = int(np.flatnonzero((rows == rc[0]) & (cols == rc[1]))[0])
+    from noahtibet import config
+
+    ref = build_local_columns(model, np.array([idx]), config.load(toml))
+    assert len(layers) == ref.layer_par.shape[1]
+    got = np.array([[float(v) for v in row[3:]] for row in layers])
+    np.testing.assert_allclose(got, ref.layer_par[0], rtol=1e-5)
+    assert float(column["tbot"]) == pytest.approx(ref.column_par[0, layout.index(
+        layout.COLUMN_PARAMETERS, "tbot")], rel=1e-9)

@@ -83,6 +83,56 @@ def _cmd_demo(args) -> int:
     return run_demo(args)
 
 
+def _print_table(rows: list[tuple], csv: bool) -> None:
+    """Rows of strings, comma-separated or in aligned columns."""
+    if csv:
+        for row in rows:
+            print(",".join(row))
+        return
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(max(map(len, rows)))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) if i else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+
+
+def _cmd_parameters(args) -> int:
+    """Print the parameters a cell of a run gets, exactly as the run builds them."""
+    import numpy as np
+
+    from . import config, layout
+    from .export_point import locate_cell
+    from .parameters import Tables
+    from .simulation import build_local_columns, build_model
+
+    cfg = config.load(args.config)
+    model = build_model(cfg)
+    r, c, idx = locate_cell(cfg, model, args.lon, args.lat)
+    cols = build_local_columns(model, np.array([idx]), cfg)
+    spec = model.column_spec(r, c)
+    tables = Tables.load()
+    print(f"# cell {idx} (row {r}, col {c}) at {model.grid.lons[c]:.3f} E "
+          f"{model.grid.lats[r]:.3f} N of {cfg.path}")
+    print(f"# vegetation class {spec.vegetation_class} "
+          f"({tables.veg.NAME[spec.vegetation_class - 1]}), slope class {spec.slope_class}; "
+          f"[parameters] overrides: {dict(cfg.parameters.column) or 'none'} (column), "
+          f"{dict(cfg.parameters.layer) or 'none'} (layer)")
+    print("# column parameters")
+    _print_table([("name", "value")] + [(n, f"{v:.10g}") for n, v in
+                                        zip(layout.COLUMN_PARAMETERS, cols.column_par[0])],
+                 args.csv)
+    print("# layer parameters (one row per layer, top first)")
+    rows = [("layer", "soil_class", "soil_name") + layout.LAYER_PARAMETERS]
+    for k, row in enumerate(cols.layer_par[0]):
+        cls = int(spec.soil_class[k])
+        rows.append((str(k + 1), str(cls), tables.soil.NAME[cls - 1].replace(",", " "))
+                    + tuple(f"{v:.6g}" for v in row))
+    _print_table(rows, args.csv)
+    print("# monthly climatologies (January .. December)")
+    _print_table([(n,) + tuple(f"{v:.4g}" for v in row)
+                  for n, row in zip(layout.MONTHLY, cols.monthly[0])], args.csv)
+    return 0
+
+
 def _cmd_template(args) -> int:
     from .config import template
 
@@ -149,6 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     p.add_argument("--mpi", choices=("auto", "on", "off"), default="auto")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("parameters", help="print the parameters one cell of a run gets",
+                       description="Print the kernel parameters (column and per layer, with the "
+                                   "soil and vegetation classes) and monthly climatologies of the "
+                                   "simulated cell containing LON/LAT, exactly as the run builds "
+                                   "them (tables, static data and [parameters] overrides).")
+    p.add_argument("config", help="TOML configuration file of the run")
+    p.add_argument("--lon", type=float, required=True, help="longitude [deg E]")
+    p.add_argument("--lat", type=float, required=True, help="latitude [deg N]")
+    p.add_argument("--csv", action="store_true", help="comma-separated output")
+    p.set_defaults(func=_cmd_parameters)
 
     p = sub.add_parser("config-template", help="print a configuration file with every default")
     p.set_defaults(func=_cmd_template)

@@ -208,6 +208,22 @@ def _initial_state(cfg: Config, model, cell_index: int, start_year: int, layer_p
     return st, "cold start (no spin-up)"
 
 
+def locate_cell(cfg: Config, model, lon: float, lat: float) -> tuple[int, int, int]:
+    """(row, col, column index) of the simulated cell containing (lon, lat); a ConfigError
+    when it is not simulated.  Prepares the model's per-cell inputs of that cell."""
+    r, c = (int(v) for v in model.grid.index_of(lon, lat))
+    rows_all, cols_all = model.simulated.cell_rows_cols
+    hit = np.flatnonzero((rows_all == r) & (cols_all == c))
+    if r < 0 or hit.size == 0:
+        raise ConfigError("is not a simulated cell of this run (outside the domain, glacier or "
+                          "without static data)", path=cfg.path, field="cell",
+                          value=f"{lon} E {lat} N")
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:        # per-cell inputs computed in one pass (e.g. TBOT)
+        prepare(np.array([r]), np.array([c]))
+    return r, c, int(hit[0])
+
+
 def export_cell(cfg: Config, lon: float, lat: float, start_year: int, end_year: int,
                 output, state: str = "auto", model=None) -> ExportResult:
     """Write the legacy point-forcing file of the simulated cell containing (lon, lat).
@@ -248,15 +264,7 @@ def export_cell(cfg: Config, lon: float, lat: float, start_year: int, end_year: 
                           "file cannot carry overridden parameters", path=cfg.path,
                           field="parameters", value=", ".join(names))
 
-    # the cell
-    r, c = (int(v) for v in model.grid.index_of(lon, lat))
-    rows_all, cols_all = model.simulated.cell_rows_cols
-    hit = np.flatnonzero((rows_all == r) & (cols_all == c))
-    if r < 0 or hit.size == 0:
-        raise ConfigError("is not a simulated cell of this run (outside the domain, glacier or "
-                          "without static data)", path=cfg.path, field="cell",
-                          value=f"{lon} E {lat} N")
-    cell_index = int(hit[0])
+    r, c, cell_index = locate_cell(cfg, model, lon, lat)
     spec = model.column_spec(r, c)
     if spec.overrides or spec.layer_overrides:
         raise ConfigError("this cell's parameters differ from the tables; a point file cannot "
