@@ -344,11 +344,11 @@ def export_cell(cfg: Config, lon: float, lat: float, start_year: int, end_year: 
         "lai_monthly": [float(v) for v in monthly[li]],
         "Z0brd_monthly": [surf["z0brd"]] * 12,
     }
-    text = "\n".join(format_namelist(namelist) + HEADER + [
-        f"<Forcing>  noahtibet {__version__}: cell ({r}, {c}) of {cfg.path}, "
-        f"{model.provider.describe()}"] + format_records(times, forcing)) + "\n"
-
     output = Path(output)
+    text = "\n".join(format_namelist(namelist) + HEADER + [
+        f"<Forcing>  noahtibet {__version__}: cell ({r}, {c}) of {cfg.path} "
+        f"(forcing source in {output.name}.json)"] + format_records(times, forcing)) + "\n"
+
     _write_atomic(output, text)
     # the file must give back the run's parameters, value for value
     try:
