@@ -8,8 +8,8 @@
 !> step's skin temperature and roughness), absorbed radiation with the previous
 !> step's albedo and emissivity, then one land-surface step.  It accumulates the
 !> annual diagnostics the gridded products need (per-layer minimum, maximum and
-!> sum of soil temperature; maximum thaw depth) and, in record mode, every
-!> step's state and fluxes.
+!> sum of soil temperature; maximum thaw depth; the water-balance sums) and, in
+!> record mode, every step's state and fluxes.
 !>
 !> Columns are independent; the loop over steps is innermost so that a column's
 !> state stays in cache.  No allocation happens inside the step loop.
@@ -80,7 +80,7 @@ contains
   !> fail_step(icol); it is not advanced further.
   subroutine run_columns(ncol, nlay, nstep, nrec, dt, options, forcing, month_prev, month_next, &
                          month_weight, monthly, layer_par, column_par, stc, smc, sh2o, sstate, &
-                         diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, &
+                         diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, diag_water, &
                          rec_stc, rec_smc, rec_sh2o, rec_out, status, fail_step)
     integer, intent(in) :: ncol, nlay, nstep, nrec
     real(dp), intent(in) :: dt
@@ -96,6 +96,7 @@ contains
     real(dp), intent(inout) :: diag_tmin(nlay, ncol), diag_tmax(nlay, ncol), diag_tsum(nlay, ncol)
     real(dp), intent(inout) :: diag_thaw(ncol)
     integer, intent(inout) :: diag_count(ncol)
+    real(dp), intent(inout) :: diag_water(nwb, ncol)
     real(dp), intent(inout) :: rec_stc(nlay, ncol, nrec), rec_smc(nlay, ncol, nrec)
     real(dp), intent(inout) :: rec_sh2o(nlay, ncol, nrec), rec_out(nout, ncol, nrec)
     integer, intent(inout) :: status(ncol), fail_step(ncol)
@@ -108,9 +109,11 @@ contains
     logical :: record
     real(dp) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, q1, snotime1, ribb
     real(dp) :: wind, t1v, th2v, es, czil, w, lwdown
+    real(dp) :: dt_water   ! dt / water density: kg m-2 s-1 over a step -> m of water
     real(dp) :: t(nlay), sm(nlay), sl(nlay)
 
     opt = options_from_array(options)
+    dt_water = dt/1000.0_dp
     if (opt%sfcdif == 1) call myj_init()
     record = nrec == nstep .and. nstep > 0
 
@@ -213,6 +216,12 @@ contains
         diag_tsum(:, icol) = diag_tsum(:, icol) + t
         diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, t, p%zsoil))
         diag_count(icol) = diag_count(icol) + 1
+        diag_water(wb_precipitation, icol) = diag_water(wb_precipitation, icol) + f%prcp*dt_water
+        diag_water(wb_evaporation, icol) = diag_water(wb_evaporation, icol) + d%evaporation*dt_water
+        diag_water(wb_surface_runoff, icol) = diag_water(wb_surface_runoff, icol) + d%runoff1*dt_water
+        diag_water(wb_drainage, icol) = diag_water(wb_drainage, icol) + d%runoff2*dt_water
+        diag_water(wb_water_clamped, icol) = diag_water(wb_water_clamped, icol) &
+                                             + d%water_clamped*dt_water
 
         if (record) then
           rec_stc(:, icol, istep) = t

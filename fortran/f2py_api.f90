@@ -9,15 +9,15 @@
 
 !> Advance ncol columns over nstep steps (see nt_column_kernel::run_columns).
 subroutine nt_run_columns(ncol, nlay, nstep, nrec, nforc_, nlpar_, ncpar_, nmon_, nsst_, nout_, &
-                          nopt_, dt, options, forcing, month_prev, month_next, month_weight, &
+                          nopt_, nwb_, dt, options, forcing, month_prev, month_next, month_weight, &
                           monthly, layer_par, column_par, stc, smc, sh2o, sstate, &
-                          diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, &
+                          diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, diag_water, &
                           rec_stc, rec_smc, rec_sh2o, rec_out, status, fail_step)
   use, intrinsic :: iso_c_binding, only: c_double, c_int
   use nt_column_kernel, only: run_columns
   implicit none
   integer(c_int), intent(in) :: ncol, nlay, nstep, nrec, nforc_, nlpar_, ncpar_, nmon_, nsst_
-  integer(c_int), intent(in) :: nout_, nopt_
+  integer(c_int), intent(in) :: nout_, nopt_, nwb_
   real(c_double), intent(in) :: dt
   integer(c_int), intent(in) :: options(nopt_)
   real(c_double), intent(in) :: forcing(ncol, nforc_, nstep)
@@ -31,23 +31,24 @@ subroutine nt_run_columns(ncol, nlay, nstep, nrec, nforc_, nlpar_, ncpar_, nmon_
   real(c_double), intent(inout) :: diag_tmin(nlay, ncol), diag_tmax(nlay, ncol)
   real(c_double), intent(inout) :: diag_tsum(nlay, ncol), diag_thaw(ncol)
   integer(c_int), intent(inout) :: diag_count(ncol)
+  real(c_double), intent(inout) :: diag_water(nwb_, ncol)
   real(c_double), intent(inout) :: rec_stc(nlay, ncol, nrec), rec_smc(nlay, ncol, nrec)
   real(c_double), intent(inout) :: rec_sh2o(nlay, ncol, nrec), rec_out(nout_, ncol, nrec)
   integer(c_int), intent(inout) :: status(ncol), fail_step(ncol)
 
   call run_columns(ncol, nlay, nstep, nrec, dt, options, forcing, month_prev, month_next, &
                    month_weight, monthly, layer_par, column_par, stc, smc, sh2o, sstate, &
-                   diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, &
+                   diag_tmin, diag_tmax, diag_tsum, diag_thaw, diag_count, diag_water, &
                    rec_stc, rec_smc, rec_sh2o, rec_out, status, fail_step)
 end subroutine nt_run_columns
 
 !> Sizes of the flat arrays, so Python can check its layout against this build.
 subroutine nt_layout_sizes(sizes)
   use, intrinsic :: iso_c_binding, only: c_int
-  use nt_parameter_layout, only: nforc, nlpar, ncpar, nmon, nsst, nout, nopt
+  use nt_parameter_layout, only: nforc, nlpar, ncpar, nmon, nsst, nout, nopt, nwb
   implicit none
-  integer(c_int), intent(out) :: sizes(7)
-  sizes = [nforc, nlpar, ncpar, nmon, nsst, nout, nopt]
+  integer(c_int), intent(out) :: sizes(8)
+  sizes = [nforc, nlpar, ncpar, nmon, nsst, nout, nopt, nwb]
 end subroutine nt_layout_sizes
 
 !> One step of the soil heat solver alone (nt_soil_heat::shflx), for tests

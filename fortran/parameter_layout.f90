@@ -146,6 +146,14 @@ module nt_parameter_layout
   integer, parameter :: out_ch = 21                !< [m s-1]
   integer, parameter :: nout = 21
 
+  ! ---- water-balance sums of the diagnostics (m of water over the accumulated steps)
+  integer, parameter :: wb_precipitation = 1     !< precipitation
+  integer, parameter :: wb_evaporation = 2       !< evapotranspiration (dew negative)
+  integer, parameter :: wb_surface_runoff = 3    !< surface runoff
+  integer, parameter :: wb_drainage = 4          !< drainage at the column bottom
+  integer, parameter :: wb_water_clamped = 5     !< water created (<0: removed) by the legacy clamps
+  integer, parameter :: nwb = 5
+
   ! ---- options -----------------------------------------------------------------
   integer, parameter :: opt_sfcdif = 1           !< 0 Chen97, 1 MYJ, 2 Yang08
   integer, parameter :: opt_iz0tlnd = 2          !< 0 constant CZIL, 1 Chen-Zhang CZIL(z0)

@@ -23,6 +23,8 @@ import pytest
 
 from noahtibet import _kernel as K
 from noahtibet import analytic as an
+from noahtibet import layout
+from noahtibet.kernel import AnnualDiagnostics
 from noahtibet.legacy_forcing import model_forcing, read_point_file
 from noahtibet.point import options_for_case, run_point
 
@@ -189,6 +191,25 @@ def _water_terms(case, rec):
         "water_clamped": dt / 1000 * out("water_clamped"),
     }
     return d_storage, terms
+
+
+@pytest.mark.parametrize("key", ["daily-quirks", "3hourly-quirks"])
+def test_water_balance_sums_of_the_diagnostics(key):
+    """The kernel's accumulated water-balance terms (what gridded runs write per cell and
+    year) equal the sums of the recorded fluxes and close the balance over the run."""
+    fname, quirks = RUNS[key]
+    case = read_point_file(DATA / fname)
+    diag = AnnualDiagnostics.empty(1, case.n_layers)
+    _, rec, _ = run_point(case, options_for_case(case, legacy_quirks=quirks), diagnostics=diag)
+    d_storage, terms = _water_terms(case, rec)
+    signs = {"precipitation": 1, "evaporation": -1, "surface_runoff": -1, "drainage": -1,
+             "water_clamped": 1}
+    for name in layout.WATER_BALANCE:
+        np.testing.assert_allclose(signs[name] * diag.water_sum(name)[0], terms[name].sum(),
+                                   rtol=1e-12, atol=1e-15, err_msg=name)
+    change = sum(signs[n] * diag.water_sum(n)[0] for n in layout.WATER_BALANCE)
+    assert abs(change - d_storage.sum()) < 1e-10
+    assert diag.water_sum("precipitation")[0] > 0.5      # a real run, not zeros
 
 
 @pytest.mark.parametrize("key", list(RUNS))

@@ -15,6 +15,7 @@ GROUPS = {
     "ss_": (layout.SURFACE_STATE, "nsst"),
     "out_": (layout.OUTPUTS, "nout"),
     "opt_": (layout.OPTIONS, "nopt"),
+    "wb_": (layout.WATER_BALANCE, "nwb"),
 }
 
 
@@ -45,4 +46,5 @@ def test_compiled_kernel_reports_the_same_sizes():
     sizes = list(_kernel.nt_layout_sizes())
     assert sizes == [len(layout.FORCING), len(layout.LAYER_PARAMETERS),
                      len(layout.COLUMN_PARAMETERS), len(layout.MONTHLY),
-                     len(layout.SURFACE_STATE), len(layout.OUTPUTS), len(layout.OPTIONS)]
+                     len(layout.SURFACE_STATE), len(layout.OUTPUTS), len(layout.OPTIONS),
+                     len(layout.WATER_BALANCE)]

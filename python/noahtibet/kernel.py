@@ -24,7 +24,7 @@ from . import _kernel, layout
 _SIZES = list(_kernel.nt_layout_sizes())
 _EXPECTED = [len(layout.FORCING), len(layout.LAYER_PARAMETERS), len(layout.COLUMN_PARAMETERS),
              len(layout.MONTHLY), len(layout.SURFACE_STATE), len(layout.OUTPUTS),
-             len(layout.OPTIONS)]
+             len(layout.OPTIONS), len(layout.WATER_BALANCE)]
 if _SIZES != _EXPECTED:  # pragma: no cover - a build/source mismatch
     raise ImportError(f"noahtibet._kernel was built with layout sizes {_SIZES}, "
                       f"the Python package expects {_EXPECTED}: rebuild the package")
@@ -72,18 +72,26 @@ class ColumnState:
 
 @dataclass
 class AnnualDiagnostics:
-    """Accumulated soil-temperature statistics (reset by the caller, e.g. yearly)."""
+    """Accumulated soil-temperature statistics and water-balance sums (reset by the
+    caller, e.g. yearly)."""
 
     tmin: np.ndarray    # (ncol, nlay) K
     tmax: np.ndarray    # (ncol, nlay) K
     tsum: np.ndarray    # (ncol, nlay) K summed over steps
     thaw_depth_max: np.ndarray  # (ncol,) m
     count: np.ndarray   # (ncol,) number of steps accumulated
+    #: (ncol, len(layout.WATER_BALANCE)) m of water summed over the steps; None: not kept
+    water: np.ndarray | None = None
 
     @classmethod
     def empty(cls, ncol: int, nlay: int) -> "AnnualDiagnostics":
         return cls(np.full((ncol, nlay), np.inf), np.full((ncol, nlay), -np.inf),
-                   np.zeros((ncol, nlay)), np.zeros(ncol), np.zeros(ncol, dtype=np.int32))
+                   np.zeros((ncol, nlay)), np.zeros(ncol), np.zeros(ncol, dtype=np.int32),
+                   np.zeros((ncol, len(layout.WATER_BALANCE))))
+
+    def water_sum(self, name: str) -> np.ndarray:
+        """(ncol,) sum of one water-balance term of :data:`layout.WATER_BALANCE` [m]."""
+        return self.water[:, layout.index(layout.WATER_BALANCE, name)]
 
     @property
     def tmean(self) -> np.ndarray:
@@ -142,6 +150,11 @@ def run_columns(forcing: np.ndarray, calendar: Calendar, monthly: np.ndarray,
             setattr(state, name, np.ascontiguousarray(a, dtype=np.float64))
     if diagnostics is None:
         diagnostics = AnnualDiagnostics.empty(ncol, nlay)
+    if diagnostics.water is None:
+        water = np.zeros((ncol, len(layout.WATER_BALANCE)))    # accumulated, then dropped
+    else:
+        water = diagnostics.water = _f64(diagnostics.water, (ncol, len(layout.WATER_BALANCE)),
+                                         "diagnostics.water")
     nrec = nstep if record else 1
     rec = Records(np.zeros((nrec, ncol, nlay)), np.zeros((nrec, ncol, nlay)),
                   np.zeros((nrec, ncol, nlay)), np.zeros((nrec, ncol, len(layout.OUTPUTS))))
@@ -155,7 +168,7 @@ def run_columns(forcing: np.ndarray, calendar: Calendar, monthly: np.ndarray,
         monthly.T, layer_par.T, column_par.T,
         state.stc.T, state.smc.T, state.sh2o.T, state.surface.T,
         diagnostics.tmin.T, diagnostics.tmax.T, diagnostics.tsum.T,
-        diagnostics.thaw_depth_max, diagnostics.count,
+        diagnostics.thaw_depth_max, diagnostics.count, water.T,
         rec.stc.T, rec.smc.T, rec.sh2o.T, rec.out.T, status, fail_step)
     bad = np.flatnonzero(status)
     if bad.size:

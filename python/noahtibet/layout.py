@@ -54,6 +54,12 @@ OUTPUTS = (
     "edir", "ec", "ett", "albedo", "snow_cover", "ch",
 )
 
+#: Water-balance sums of the diagnostics [m of water over the accumulated steps]
+#: (evaporation includes dew as negative; water_clamped: water created (<0 removed) by the
+#: legacy clamps).  Storage change = precipitation - evaporation - surface_runoff - drainage
+#: + water_clamped.
+WATER_BALANCE = ("precipitation", "evaporation", "surface_runoff", "drainage", "water_clamped")
+
 OPTIONS = (
     "sfcdif", "iz0tlnd", "thermal_conductivity", "frozen_hydraulics", "legacy_quirks",
     "use_monthly_albedo", "use_monthly_lai",

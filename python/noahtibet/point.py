@@ -85,14 +85,16 @@ def initial_state(case: PointCase, calendar: Calendar, first_q2: float,
 
 
 def run_point(case: PointCase, options: PhysicsOptions | None = None,
-              tables: Tables | None = None, record_pass: int | None = None
-              ) -> tuple[np.ndarray, Records, np.ndarray]:
+              tables: Tables | None = None, record_pass: int | None = None,
+              diagnostics=None) -> tuple[np.ndarray, Records, np.ndarray]:
     """Run one column over the whole file; return (times, records, node depths).
 
     With ``loop_for_a_while = L > 0`` the legacy driver repeats the period L + 1 times
     with the state carried from pass to pass (spin-up; spec/physics.md section 1.5) and
     writes every pass to its own file (OUTPUT.0000 ... OUTPUT.L); here every pass is run
     and pass ``record_pass`` (0 ... L, default L: the spun-up pass) is recorded.
+    ``diagnostics`` (a :class:`~noahtibet.kernel.AnnualDiagnostics`) accumulates over the
+    recorded pass.
     """
     passes = int(getattr(case, "loop_for_a_while", 0) or 0) + 1
     if record_pass is None:
@@ -119,6 +121,7 @@ def run_point(case: PointCase, options: PhysicsOptions | None = None,
     for k in range(record_pass + 1):    # passes after the recorded one change nothing in it
         rec = run_columns(forcing, calendar, monthly, layer_par[None], column_par[None], state,
                           float(case.model_timestep), options.as_array(),
+                          diagnostics if k == record_pass else None,
                           record=k == record_pass, labels=[f"{case.path} (pass {k})"])
         if k == record_pass:
             records = rec
