@@ -45,7 +45,7 @@ from .grid import Domain, LatLonGrid
 from .kernel import AnnualDiagnostics, Calendar, ColumnState, run_columns
 from .legacy_forcing import month_interpolation
 from .parallel import SerialComm, abort_on_error, gather_columns, partition
-from .parameters import PhysicsOptions, column_parameters
+from .parameters import PhysicsOptions, Tables, column_parameters
 from .providers import ForcingProvider
 
 log = logging.getLogger("noahtibet")
@@ -160,11 +160,12 @@ def build_local_columns(model: DomainModel, index: np.ndarray, cfg: Config,
     if parameter_sets:
         overrides.update(parameter_sets.get("column", {}))
         layer_overrides.update(parameter_sets.get("layer", {}))
+    tables = Tables.load()    # read once, not per column
     for r, c in zip(rows, cols):
         spec = model.column_spec(int(r), int(c))
         spec.overrides = {**spec.overrides, **overrides}
         spec.layer_overrides = {**spec.layer_overrides, **layer_overrides}
-        lp, cp = column_parameters(spec)
+        lp, cp = column_parameters(spec, tables)
         lps.append(lp)
         cps.append(cp)
         mos.append(model.monthly(int(r), int(c)))
