@@ -348,14 +348,21 @@ def toa_mean_shortwave(t_start_s, duration_s: float, lon, lat) -> np.ndarray:
     w1 = np.mod((hours + lon / 15.0 + eot - 12.0) * (np.pi / 12.0) + np.pi, 2 * np.pi) - np.pi
     width = duration_s / 3600.0 * (np.pi / 12.0)
     w2 = w1 + width
-    total = np.zeros(np.broadcast_shapes(w1.shape, ws.shape))
+    shape = np.broadcast_shapes(w1.shape, ws.shape, np.shape(a), np.shape(b))
+    total = np.zeros(shape)
     # the window starts in [-pi, pi): it can meet the day [-ws, ws] and, when the sunset
-    # angle ws is near pi, the next day [2 pi - ws, 2 pi + ws]
+    # angle ws is near pi, the next day [2 pi - ws, 2 pi + ws]; the integral is evaluated
+    # only where the window meets daylight (elsewhere it adds nothing)
     for k in (0.0, 1.0):
         lo = np.maximum(w1, -ws + 2 * np.pi * k)
         hi = np.minimum(w2, ws + 2 * np.pi * k)
-        part = a * (hi - lo) + b * (np.sin(hi) - np.sin(lo))
-        total = total + np.where(hi > lo, np.maximum(part, 0.0), 0.0)
+        lit = np.broadcast_to(hi > lo, shape)
+        if not lit.any():
+            continue
+        lo, hi = np.broadcast_to(lo, shape)[lit], np.broadcast_to(hi, shape)[lit]
+        part = np.broadcast_to(a, shape)[lit] * (hi - lo) \
+            + np.broadcast_to(b, shape)[lit] * (np.sin(hi) - np.sin(lo))
+        total[lit] += np.maximum(part, 0.0)
     return SOLAR_CONSTANT * ecc * total / width
 
 
@@ -970,7 +977,7 @@ class DemoDomain:
         return out
 
     def _fill(self, rows, cols, stamps_s: np.ndarray, centred: bool, sink,
-              max_points: int = 120_000, max_cells: int = 512, min_steps: int = 8,
+              max_points: int = 40_000, max_cells: int = 512, min_steps: int = 8,
               state: dict | None = None) -> None:
         """Generate in blocks of at most ``max_cells`` cells x max(min_steps,
         max_points // cells) stamps and hand each block to ``sink(tslice, cslice,
@@ -1091,7 +1098,7 @@ class DemoForcingProvider(ForcingProvider):
 
     step_seconds = STEP_SECONDS
 
-    def __init__(self, demo: DemoDomain, max_points: int = 120_000):
+    def __init__(self, demo: DemoDomain, max_points: int = 40_000):
         """``max_points``: (steps x cells) generated at a time, which bounds the working
         memory (about 1 kB per point); it never changes the values."""
         self.demo = demo
