@@ -57,9 +57,9 @@ def inputs(tmp_path_factory):
         "elevation": write_tif(d / "dem.tif", demo.elevation, g, "float64", np.nan),
     }
     forcing = tmp_path_factory.mktemp("cmfd")
-    # through 1981-01: the last 3-h step of 1980 ends at 1981-01-01 00 UTC, a record of the
-    # January 1981 file (instantaneous variables are interpolated to the step ends)
-    write_cmfd(demo.cmfd_dataset("1979-01", "1981-01"), forcing)
+    # through 1980-12 only, the run's last year: the last 3-h step of 1980 ends at
+    # 1981-01-01 00 UTC, beyond the data set, and uses its last record (docs/forcing.md)
+    write_cmfd(demo.cmfd_dataset("1979-01", "1980-12"), forcing)
     return demo, paths, str(forcing)
 
 

@@ -60,6 +60,9 @@ Timing used by the provider (model step ending at ``t`` covers ``(t - dt, t]``)
   the dataset (no month before the earliest month on disk) the missing earlier
   record is replaced by the first record, i.e. ``R(t)`` is used, and an INFO
   message is logged.
+* The very last step of the dataset (ending at the first stamp of the month
+  after the latest month on disk) uses the last record on disk in place of the
+  missing one, for every variable (INFO message); later steps are gaps.
 * A model grid coarser than 0.1 degree whose cells are unions of k x k CMFD
   cells (:meth:`noahtibet.grid.LatLonGrid.coarsen_factor`) gets, for each
   variable and step, the arithmetic mean over its CMFD cells (all must have
@@ -230,6 +233,8 @@ class _Index:
         months = [k[1] for k in self.files]
         #: earliest month with any CMFD file: the start of the data set on disk
         self.first_month = min(months) if months else None
+        #: latest month with any CMFD file: the end of the data set on disk
+        self.last_month = max(months) if months else None
 
     def path(self, var: str, month: np.datetime64) -> Path:
         found = self.files.get((var, month), [])
@@ -714,6 +719,8 @@ class CMFDProvider(ForcingProvider):
         out = np.empty((times.size, len(FORCING), cells["fr"].shape[0]))
         first = (None if self._index.first_month is None
                  else int(_month_start(self._index.first_month).astype(np.int64)))
+        last = (None if self._index.last_month is None
+                else int(_month_start(self._index.last_month + 1).astype(np.int64)))
         weights = {}
         for kind in (_INSTANT, _PRECIP, _RADIATION):
             w = _step_weights(kind, t_end, dt, rec)
@@ -734,6 +741,22 @@ class CMFDProvider(ForcingProvider):
                                  "record before the first one on disk (%s); the first record "
                                  "stands in for the missing earlier one", _iso(hit[0]),
                                  _iso(hit[-1]), _iso(np.datetime64(first, "s")))
+            if last is not None and np.any(w[:, rec == last] > 0):
+                # dataset end: the record at the very end of the last month on disk (the
+                # first stamp of the month after it) does not exist -> the last record
+                # stands in for it (records later than that stay gaps: never extrapolated)
+                j_end = int(np.flatnonzero(rec == last)[0])
+                j_last = int(np.flatnonzero(rec == last - RECORD_SECONDS)[0])
+                moved = w[:, j_end].copy()
+                w[:, j_last] += moved
+                w[:, j_end] = 0.0
+                hit = times[moved > 0]
+                log.info("CMFD %s for the steps ending %s..%s: the data set on disk ends with "
+                         "%s; its last record (%s) stands in for the record at %s",
+                         "/".join(v for v in VARIABLES if _KIND[v] == kind), _iso(hit[0]),
+                         _iso(hit[-1]), self._index.last_month,
+                         _iso(np.datetime64(last - RECORD_SECONDS, "s")),
+                         _iso(np.datetime64(last, "s")))
             used = np.flatnonzero(w.any(axis=0))
             weights[kind] = (w[:, used[0]:used[-1] + 1], rec[used[0]:used[-1] + 1])
         for i, name in enumerate(FORCING):
