@@ -76,6 +76,9 @@ class DomainModel:
     monthly: Callable[[int, int], np.ndarray]   # (row, col) -> (nmon, 12)
     description: str = ""
     elevation: np.ndarray | None = None         # (nlat, nlon) [m], for site metadata
+    #: called with the (rows, cols) of a rank's cells before their column_spec: lets a
+    #: model compute per-cell inputs in one pass (e.g. TBOT from the forcing)
+    prepare: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     @property
     def ncol(self) -> int:
@@ -161,6 +164,8 @@ def build_local_columns(model: DomainModel, index: np.ndarray, cfg: Config,
         overrides.update(parameter_sets.get("column", {}))
         layer_overrides.update(parameter_sets.get("layer", {}))
     tables = Tables.load()    # read once, not per column
+    if model.prepare is not None:
+        model.prepare(rows, cols)
     for r, c in zip(rows, cols):
         spec = model.column_spec(int(r), int(c))
         spec.overrides = {**spec.overrides, **overrides}
