@@ -1,7 +1,7 @@
 """Throughput of a gridded run against the kernel alone, scaling over ranks, memory.
 
     python benchmarks/gridded_throughput.py [--cells 400] [--years 6] [--ranks 2]
-                                            [--forcing demo|cmfd|both]
+                                            [--forcing demo|cmfd|both] [--prefetch]
 
 Two set-ups (``--forcing``, default both):
 
@@ -31,7 +31,9 @@ For each it prints, with 3-hourly steps and 20 layers:
    + 40-year run, 13 ensemble members) from the end-to-end figure.
 
 CPU time is used for the ratios because the machine may be shared: wall-clock
-figures of a loaded machine measure the other jobs too.
+figures of a loaded machine measure the other jobs too.  ``--prefetch`` runs with
+``forcing.prefetch = true`` (the next month read in a thread while the kernel runs):
+it can only shorten the wall-clock time, and only when a core is idle.
 """
 
 from __future__ import annotations
@@ -64,11 +66,15 @@ def _toml(data: dict) -> str:
     return "\n".join(lines)
 
 
+PREFETCH = False
+
+
 def demo_setup(work: str, cells: int, years: int) -> str:
     """Config file of the demo set-up; returns its path."""
     from noahtibet.demo_run import DEMO_SETTINGS
 
     data = {k: dict(v) for k, v in DEMO_SETTINGS.items()}
+    data["forcing"]["prefetch"] = PREFETCH
     data["domain"]["max_cells"] = cells
     data["spinup"]["cycles"] = 0
     data["run"] = {"start_year": 1979, "end_year": 1979 + years - 1, "product_start_year": 1980}
@@ -123,7 +129,7 @@ def cmfd_setup(work: str, cells: int, years: int) -> str:
                    lat_descending=True, precip_units="mm/hr")
     data = {
         "domain": {"kind": "cmfd", "bbox": list(extent), "spacing": 0.1, "max_cells": cells},
-        "forcing": {"provider": "cmfd", "path": forcing},
+        "forcing": {"provider": "cmfd", "path": forcing, "prefetch": PREFETCH},
         "static": st,
         "spinup": {"start_year": 1979, "end_year": 1979, "cycles": 0},
         "run": {"start_year": 1979, "end_year": last, "product_start_year": 1980},
@@ -231,7 +237,11 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=2)
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--forcing", choices=("demo", "cmfd", "both"), default="both")
+    ap.add_argument("--prefetch", action="store_true",
+                    help="run with forcing.prefetch = true")
     args = ap.parse_args()
+    global PREFETCH
+    PREFETCH = args.prefetch
     with open("/proc/loadavg") as f:
         print(f"load average at start: {f.read().split()[0]} on {os.cpu_count()} cores")
     e_us = None

@@ -51,6 +51,8 @@ class ForcingConfig:
     provider: str = "demo"             # "demo" or "cmfd"
     path: str = ""                     # directory of monthly CMFD files (provider "cmfd")
     cache_spinup: bool = True          # keep the spin-up period's forcing in memory between cycles
+    prefetch: bool = False             # read the next month in a background thread while the kernel
+    #                                    runs (same results; helps only when a core is idle)
 
 
 #: The 20 Noah-Tibet soil layer thicknesses [m], top to bottom (15.2 m in total; the same
@@ -355,6 +357,9 @@ def load(path: str | Path) -> Config:
 
 #: Comment lines printed above a key by :func:`template`.
 _TEMPLATE_NOTES = {
+    "forcing.prefetch": "true: read the next month's forcing in a background thread while the "
+                        "kernel runs this one (identical results; uses a second core, so it "
+                        "helps only when a core is idle, e.g. one rank per two cores)",
     "static.tbot": "raster of the deep (ZBOT = 40 m) soil temperature TBOT [K] "
                    "(static.tbot_source = \"raster\"; required then for domain.kind = \"cmfd\")",
     "static.tbot_source": "\"raster\": TBOT from static.tbot; \"forcing\": TBOT = long-term mean "
