@@ -74,7 +74,8 @@ def demo_setup(work: str, cells: int, years: int) -> str:
     from noahtibet.demo_run import DEMO_SETTINGS
 
     data = {k: dict(v) for k, v in DEMO_SETTINGS.items()}
-    data["forcing"]["prefetch"] = PREFETCH
+    if PREFETCH:
+        data["forcing"]["prefetch"] = True
     data["domain"]["max_cells"] = cells
     data["spinup"]["cycles"] = 0
     data["run"] = {"start_year": 1979, "end_year": 1979 + years - 1, "product_start_year": 1980}
@@ -129,7 +130,7 @@ def cmfd_setup(work: str, cells: int, years: int) -> str:
                    lat_descending=True, precip_units="mm/hr")
     data = {
         "domain": {"kind": "cmfd", "bbox": list(extent), "spacing": 0.1, "max_cells": cells},
-        "forcing": {"provider": "cmfd", "path": forcing, "prefetch": PREFETCH},
+        "forcing": {"provider": "cmfd", "path": forcing, **({"prefetch": True} if PREFETCH else {})},
         "static": st,
         "spinup": {"start_year": 1979, "end_year": 1979, "cycles": 0},
         "run": {"start_year": 1979, "end_year": last, "product_start_year": 1980},
