@@ -16,6 +16,9 @@ subroutine nt_run_columns(ncol, nlay, nstep, nrec, nforc_, nlpar_, ncpar_, nmon_
   use, intrinsic :: iso_c_binding, only: c_double, c_int
   use nt_column_kernel, only: run_columns
   implicit none
+  ! the wrapper releases the GIL during the call (Python threads, e.g. the forcing
+  ! prefetch, run meanwhile); the kernel itself touches only its arguments
+  !f2py threadsafe
   integer(c_int), intent(in) :: ncol, nlay, nstep, nrec, nforc_, nlpar_, ncpar_, nmon_, nsst_
   integer(c_int), intent(in) :: nout_, nopt_, nwb_
   real(c_double), intent(in) :: dt

@@ -278,6 +278,54 @@ def test_first_step_of_dataset_uses_value_at_t_and_logs(cmfd_dir, caplog):
     assert e.value.value == "1978-12" and e.value.field in VARIABLES
 
 
+def test_last_step_of_dataset_uses_the_last_record_and_logs(cmfd_dir, caplog):
+    """The data set ends with March 1979: the step ending 1979-04-01 00:00 (the last step
+    of March) has no record at its end; the last record (03-31 21:00) stands in for it."""
+    rows, cols = np.array([152, 163]), np.array([203, 214])
+    prov = CMFDProvider(cmfd_dir)
+    with caplog.at_level(logging.INFO, logger="noahtibet.forcing"):
+        times, f = prov.read(rows, cols, np.datetime64("1979-03-01T00:00"),
+                             np.datetime64("1979-04-01T00:00"))
+    assert "ends with 1979-03" in caplog.text
+    t_last = np.datetime64("1979-03-31T21:00")
+    assert times[-1] == np.datetime64("1979-04-01T00:00") and times.size == 31 * 8
+    for name, var in (("air_temperature", "temp"), ("pressure", "pres"),
+                      ("specific_humidity", "shum"), ("wind", "wind"), ("precipitation", "prec"),
+                      ("shortwave", "srad"), ("longwave", "lrad")):
+        want = at(direct(cmfd_dir, var), t_last, rows, cols)
+        np.testing.assert_allclose(f[-1, FORCING.index(name)], want, rtol=1e-12, err_msg=name)
+    # every earlier step is the normal rule
+    np.testing.assert_allclose(f[:-1], expected_steps(cmfd_dir, times[:-1], rows, cols),
+                               rtol=1e-12, atol=0)
+    # beyond the end of the data set nothing is extrapolated
+    with pytest.raises(InputError) as e:
+        prov.read(rows, cols, np.datetime64("1979-03-31T21:00"),
+                  np.datetime64("1979-04-01T03:00"))
+    assert e.value.value == "1979-04" and e.value.field in VARIABLES and "gap" in str(e.value)
+
+
+def test_a_missing_month_inside_the_data_set_is_still_a_gap(bad_dir):
+    """With February missing for every variable the data set still runs to March, so the
+    last step of January (ending 02-01 00:00) is a gap, not an end of the data set."""
+    for var in VARIABLES:
+        path_of(bad_dir, var, "1979-02").unlink()
+    prov = CMFDProvider(bad_dir)
+    with pytest.raises(InputError) as e:
+        prov.read(np.array([150]), np.array([200]), np.datetime64("1979-01-01T00:00"),
+                  np.datetime64("1979-02-01T00:00"))
+    assert e.value.value == "1979-02" and e.value.field in VARIABLES
+    assert "gap" in str(e.value) and "197902.nc" in str(e.value)
+
+
+def test_one_variable_ending_early_is_a_gap_of_that_variable(bad_dir):
+    path_of(bad_dir, "shum", "1979-03").unlink()       # the others still have March
+    with pytest.raises(InputError) as e:
+        CMFDProvider(bad_dir).read(np.array([150]), np.array([200]),
+                                   np.datetime64("1979-02-28T21:00"),
+                                   np.datetime64("1979-03-02T00:00"))
+    assert e.value.field == "shum" and e.value.value == "1979-03" and "gap" in str(e.value)
+
+
 def test_coarse_grid_cell_is_mean_of_its_cmfd_cells(cmfd_dir):
     coarse = LatLonGrid(lon0=90.25, lat0=30.25, dlon=0.5, dlat=0.5, nlon=4, nlat=3)
     prov = CMFDProvider(cmfd_dir, grid=coarse)

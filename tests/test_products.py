@@ -350,3 +350,44 @@ def test_netcdf_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "_fill_netcdf", real_fill)
     P.write_class_netcdf(classes, [2000], GRID, tmp_path / "fg.nc", provenance=PROV)
     assert os.listdir(tmp_path) == ["fg.nc"]
+
+
+@pytest.mark.parametrize("grid, params, cell", [
+    (GRID, P.AlbersParams(), CELL),
+    (LatLonGrid(90.05, 33.05, 0.1, 0.1, 20, 15), P.AlbersParams(), 1000.0),
+    # a pixel column centred on the central meridian, which is a cell edge (90 E), and
+    # pixel rows whose centres fall on parallels: the PROJ fallback decides those pixels
+    (LatLonGrid(85.25, 30.25, 0.5, 0.5, 20, 10),
+     P.AlbersParams(lat_1=20, lat_2=50, lat_0=10, lon_0=90, x_0=500.0, y_0=-1e5), 1000.0),
+])
+def test_pixel_to_cell_map_is_exactly_the_proj_map(grid, params, cell):
+    target = P.albers_target(grid, cell, params)
+    P._pixel_cells.cache_clear()
+    fast = P._pixel_cells(grid, target)
+    reference = P._pixel_cells_proj(grid, target)
+    assert (fast >= 0).mean() > 0.5
+    np.testing.assert_array_equal(fast, reference)
+
+
+def test_pixel_map_sends_pixels_on_cell_edges_to_proj(monkeypatch):
+    import rasterio.warp
+
+    grid = LatLonGrid(85.25, 30.25, 0.5, 0.5, 20, 10)
+    params = P.AlbersParams(lon_0=90.0, x_0=500.0)   # pixel centres x = 0: on 90 E, a cell edge
+    target = P.albers_target(grid, 1000.0, params)
+    reference = P._pixel_cells_proj(grid, target)
+    sent = []
+    real = rasterio.warp.transform
+
+    def counting(src, dst, xs, ys, *args, **kwargs):
+        sent.append(np.asarray(xs).copy())
+        return real(src, dst, xs, ys, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.warp, "transform", counting)
+    P._pixel_cells.cache_clear()
+    fast = P._pixel_cells(grid, target)
+    P._pixel_cells.cache_clear()
+    xs = np.concatenate(sent)
+    assert 0 < xs.size < 0.05 * fast.size            # a few pixels, not all
+    assert np.any(np.abs(xs - params.x_0) < 1e-6)    # the central-meridian column among them
+    np.testing.assert_array_equal(fast, reference)

@@ -57,9 +57,9 @@ def inputs(tmp_path_factory):
         "elevation": write_tif(d / "dem.tif", demo.elevation, g, "float64", np.nan),
     }
     forcing = tmp_path_factory.mktemp("cmfd")
-    # through 1981-01: the last 3-h step of 1980 ends at 1981-01-01 00 UTC, a record of the
-    # January 1981 file (instantaneous variables are interpolated to the step ends)
-    write_cmfd(demo.cmfd_dataset("1979-01", "1981-01"), forcing)
+    # through 1980-12 only, the run's last year: the last 3-h step of 1980 ends at
+    # 1981-01-01 00 UTC, beyond the data set, and uses its last record (docs/forcing.md)
+    write_cmfd(demo.cmfd_dataset("1979-01", "1980-12"), forcing)
     return demo, paths, str(forcing)
 
 
@@ -201,3 +201,110 @@ def test_misaligned_grid_is_a_config_error():
     with pytest.raises(ConfigError, match="domain.bbox"):
         cmfd_grid((89.05, 32.0, 91.0, 34.0), 0.1)
     assert cmfd_grid((89.0, 32.0, 91.0, 34.0), 0.5).shape == (4, 4)
+
+
+# ---- TBOT from the forcing (static.tbot_source = "forcing") ---------------------------------
+
+def _numpy_maat(forcing_dir, years, lat, lon):
+    """Mean annual air temperature [K] of the CMFD cell at (lat, lon) straight from the
+    temp files: per year the mean of the records at the year's 3-h step ends (Jan 1 03:00 ..
+    Jan 1 00:00 of the next year; after the last file its last record), then the mean over
+    the years."""
+    from pathlib import Path
+
+    stamps, values = [], []
+    for path in sorted(Path(forcing_dir).rglob("temp_*.nc")):
+        with netCDF4.Dataset(path) as nc:
+            la = np.asarray(nc["lat"][:], dtype=float)
+            lo = np.asarray(nc["lon"][:], dtype=float)
+            r, c = int(np.argmin(np.abs(la - lat))), int(np.argmin(np.abs(lo - lon)))
+            t = nc["time"]
+            stamps.append(np.array([np.datetime64(x, "s") for x in netCDF4.num2date(
+                t[:], t.units, only_use_cftime_datetimes=False,
+                only_use_python_datetimes=True)]))
+            values.append(np.asarray(nc["temp"][:, r, c], dtype=np.float64))
+    stamps, values = np.concatenate(stamps), np.concatenate(values)
+    means = []
+    for y in years:
+        ends = np.arange(np.datetime64(f"{y}-01-01T03:00", "s"),
+                         np.datetime64(f"{y + 1}-01-01T03:00", "s"), np.timedelta64(3, "h"))
+        idx = np.minimum(np.searchsorted(stamps, ends), stamps.size - 1)
+        assert np.all((stamps[idx] == ends) | (idx == stamps.size - 1))
+        means.append(values[idx].mean())
+    return float(np.mean(means))
+
+
+def test_tbot_from_the_forcing_is_the_mean_annual_air_temperature_plus_offset(inputs, tmp_path):
+    demo, _, forcing = inputs
+    cfg = make_config(inputs, tmp_path / "out", drop=("tbot",), domain={"max_cells": 0},
+                      static={"tbot_source": "forcing", "tbot_period": [1979, 1980],
+                              "tbot_offset": 1.5})
+    model = cmfd_model(cfg)
+    rows, cols = model.simulated.cell_rows_cols
+    for k in (0, rows.size // 2, rows.size - 1):
+        r, c = int(rows[k]), int(cols[k])
+        want = _numpy_maat(forcing, (1979, 1980), demo.grid.lats[r], demo.grid.lons[c]) + 1.5
+        got = model.column_spec(r, c).deep_soil_temperature
+        assert got == pytest.approx(want, rel=1e-12, abs=0)
+        # and it is not simply the demo's own climatological TBOT
+        assert abs(got - demo.deep_temperature[r, c]) > 1e-3
+
+
+def test_tbot_from_the_forcing_defaults_to_the_spinup_period(inputs, tmp_path):
+    demo, _, forcing = inputs
+    cfg = make_config(inputs, tmp_path / "out", drop=("tbot",),
+                      static={"tbot_source": "forcing"})      # spin-up period 1979-1979
+    model = cmfd_model(cfg)
+    r, c = (int(v[0]) for v in model.simulated.cell_rows_cols)
+    want = _numpy_maat(forcing, (1979,), demo.grid.lats[r], demo.grid.lons[c])
+    assert model.column_spec(r, c).deep_soil_temperature == pytest.approx(want, rel=1e-12)
+
+
+def test_tbot_from_the_forcing_does_not_depend_on_the_rank_split(inputs, tmp_path):
+    from noahtibet.parallel import partition
+    from noahtibet.simulation import build_local_columns
+
+    cfg = make_config(inputs, tmp_path / "out", drop=("tbot",), domain={"max_cells": 7},
+                      static={"tbot_source": "forcing"})
+    i = layout.index(layout.COLUMN_PARAMETERS, "tbot")
+    whole = build_local_columns(cmfd_model(cfg), np.arange(7), cfg).column_par[:, i]
+    for nranks in (2, 3):
+        model = cmfd_model(cfg)      # fresh: nothing computed yet
+        parts = [build_local_columns(model, partition(7, nranks, rank), cfg).column_par[:, i]
+                 for rank in range(nranks)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert np.all((whole > 240) & (whole < 290))
+
+
+@pytest.mark.parametrize("static, key, value", [
+    ({"tbot_source": "file"}, "static.tbot_source", "file"),
+    ({"tbot_source": "forcing", "tbot_period": [1983, 1979]}, "static.tbot_period", "1983"),
+    ({"tbot_source": "forcing", "tbot_period": [1979]}, "static.tbot_period", "1979"),
+    ({"tbot_source": "forcing", "tbot_period": [1979, "1983"]}, "static.tbot_period", "1983"),
+    ({"tbot_source": "forcing", "tbot_offset": float("nan")}, "static.tbot_offset", "nan"),
+    ({"tbot_source": "forcing", "tbot_offset": "1"}, "static.tbot_offset", "1"),
+    ({"tbot_period": [1979, 1983]}, "static.tbot_period", "1979"),    # source "raster"
+    ({"tbot_offset": 2.0}, "static.tbot_offset", "2.0"),               # source "raster"
+])
+def test_bad_tbot_options_are_config_errors(inputs, tmp_path, static, key, value):
+    with pytest.raises(ConfigError) as e:
+        make_config(inputs, tmp_path / "out", drop=("tbot",) if "tbot_source" in static else (),
+                    static=static)
+    assert e.value.field == key and value in str(e.value)
+
+
+def test_tbot_from_the_forcing_excludes_a_tbot_raster_and_the_demo(inputs, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        make_config(inputs, tmp_path / "out", static={"tbot_source": "forcing"})
+    assert e.value.field == "static.tbot" and "tbot.tif" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        config.from_dict({"static": {"tbot_source": "forcing"}})
+    assert e.value.field == "static.tbot_source" and "demo" in str(e.value)
+
+
+def test_config_template_documents_the_tbot_options():
+    text = config.template()
+    for key in ("tbot_source", "tbot_period", "tbot_offset"):
+        assert f"\n{key} = " in text
+    assert "mean annual air temperature" in text
+    assert config.from_dict(__import__("tomllib").loads(text)).static.tbot_source == "raster"

@@ -219,3 +219,43 @@ def test_daily_points_are_written(tmp_path):
     assert np.allclose(t[0].mean(axis=0), tmean, atol=1e-9)
     # recording the point does not change any result
     assert_same(read_outputs(tmp_path / "pts"), read_outputs(tmp_path / "nopts"))
+
+
+def test_forcing_prefetch_gives_identical_results(tmp_path, straight_run):
+    straight, _ = straight_run
+    out = tmp_path / "prefetch"
+    # no spin-up cache, so every month of every cycle is read (ahead) by the thread
+    Simulation(small_config(out, forcing={"prefetch": True, "cache_spinup": False})).run()
+    assert_same(read_outputs(out), read_outputs(straight))
+
+
+def test_forcing_prefetch_reads_in_order_in_a_thread_and_raises_when_asked():
+    import threading
+
+    from noahtibet.errors import InputError
+    from noahtibet.simulation import ForcingSource
+
+    class Provider:
+        def __init__(self):
+            self.calls = []
+
+        def read(self, rows, cols, start, end):
+            self.calls.append((str(start)[:7], threading.current_thread().name))
+            if str(start).startswith("1979-03"):
+                raise InputError("no file for this month", path="x.nc", field="temp",
+                                 value="1979-03")
+            return np.array([start]), np.zeros((1, 7, 1))
+
+    p = Provider()
+    src = ForcingSource(p, np.array([0]), np.array([0]), prefetch=True)
+    try:
+        assert src.month(1979, 1, following=(1979, 2))[0][0] == np.datetime64("1979-01-01")
+        src.month(1979, 2, following=(1979, 3))       # 1979-03 fails in the thread: not yet
+        src.settle()
+        with pytest.raises(InputError, match="1979-03"):
+            src.month(1979, 3, following=(1979, 4))
+        src.month(1979, 5)                             # a month not read ahead
+    finally:
+        src.close()
+    assert [m for m, _ in p.calls] == ["1979-01", "1979-02", "1979-03", "1979-05"]
+    assert all(name.startswith("noahtibet-forcing") for _, name in p.calls)

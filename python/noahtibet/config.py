@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,6 +51,8 @@ class ForcingConfig:
     provider: str = "demo"             # "demo" or "cmfd"
     path: str = ""                     # directory of monthly CMFD files (provider "cmfd")
     cache_spinup: bool = True          # keep the spin-up period's forcing in memory between cycles
+    prefetch: bool = False             # read the next month in a background thread while the kernel
+    #                                    runs (same results; helps only when a core is idle)
 
 
 #: The 20 Noah-Tibet soil layer thicknesses [m], top to bottom (15.2 m in total; the same
@@ -72,7 +75,11 @@ class StaticConfig:
     reference_map: str = ""
     vegetation_crosswalk: str = "igbp_to_usgs"  # packaged name or CSV path; "usgs": already USGS
     slope: str = ""                    # raster of GENPARM slope classes; empty: class 1 everywhere
-    tbot: str = ""                     # raster of the deep (ZBOT) temperature [K]
+    tbot: str = ""                     # raster of the deep (ZBOT) temperature [K] (tbot_source "raster")
+    tbot_source: str = "raster"        # "raster" (static.tbot) or "forcing": TBOT = mean annual air
+    #                                    temperature of the cell's forcing over tbot_period + tbot_offset
+    tbot_period: list = field(default_factory=list)   # [first, last] year of that mean; []: spin-up period
+    tbot_offset: float = 0.0           # [K] added to the forcing mean (tbot_source "forcing")
     max_snow_albedo: float = 0.75      # maximum albedo of deep snow, every column
     layer_thickness: list = field(default_factory=lambda: list(NOAH_TIBET_LAYERS))  # [m]
 
@@ -237,17 +244,57 @@ def _validate(cfg: Config) -> None:
     if not st.vegetation_crosswalk:
         raise _error(p, "static.vegetation_crosswalk", st.vegetation_crosswalk,
                      "must name a crosswalk (e.g. 'igbp_to_usgs'), a CSV file or 'usgs'")
+    _validate_tbot(cfg)
     if cfg.domain.kind == "cmfd":
         if cfg.forcing.provider != "cmfd":
             raise _error(p, "forcing.provider", cfg.forcing.provider,
                          "must be 'cmfd' when domain.kind = 'cmfd'")
-        for key in ("soil", "vegetation", "lai", "green_fraction", "tbot"):
+        required = ("soil", "vegetation", "lai", "green_fraction") \
+            + (("tbot",) if st.tbot_source == "raster" else ())
+        for key in required:
             if not getattr(st, key):
-                raise _error(p, f"static.{key}", "", "is required when domain.kind = 'cmfd'")
+                extra = (" (or set static.tbot_source = 'forcing' to derive TBOT from the "
+                         "forcing)") if key == "tbot" else ""
+                raise _error(p, f"static.{key}", "",
+                             f"is required when domain.kind = 'cmfd'{extra}")
         b = cfg.domain.bbox
         if not (all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
                 and b[0] < b[2] and b[1] < b[3]):
             raise _error(p, "domain.bbox", b, "must be four numbers west < east, south < north")
+
+
+def tbot_period(cfg: Config) -> tuple[int, int]:
+    """The years whose forcing gives TBOT (``static.tbot_period``, default the spin-up period)."""
+    per = cfg.static.tbot_period
+    return (int(per[0]), int(per[1])) if per else (cfg.spinup.start_year, cfg.spinup.end_year)
+
+
+def _validate_tbot(cfg: Config) -> None:
+    p, st = cfg.path, cfg.static
+    if st.tbot_source not in ("raster", "forcing"):
+        raise _error(p, "static.tbot_source", st.tbot_source, "must be 'raster' or 'forcing'")
+    per = st.tbot_period
+    if per and not (len(per) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                          for v in per) and 1900 <= per[0] <= per[1] <= 2200):
+        raise _error(p, "static.tbot_period", per,
+                     "must be [] (the spin-up period) or [first_year, last_year] with "
+                     "first_year <= last_year")
+    if not math.isfinite(st.tbot_offset):
+        raise _error(p, "static.tbot_offset", st.tbot_offset, "must be a finite number [K]")
+    if st.tbot_source == "raster":
+        for key, value, unset in (("tbot_period", per, []), ("tbot_offset", st.tbot_offset, 0.0)):
+            if value != unset:
+                raise _error(p, f"static.{key}", value,
+                             "applies only with static.tbot_source = 'forcing'")
+        return
+    if cfg.domain.kind != "cmfd":
+        raise _error(p, "static.tbot_source", st.tbot_source,
+                     "'forcing' applies to domain.kind = 'cmfd' (the demo domain has its own "
+                     "TBOT)")
+    if st.tbot:
+        raise _error(p, "static.tbot", st.tbot,
+                     "must be empty when static.tbot_source = 'forcing' (TBOT comes from the "
+                     "forcing, not a raster)")
 
 
 def _source_exists(value: str) -> bool:
@@ -308,12 +355,32 @@ def load(path: str | Path) -> Config:
     return from_dict(read_toml(path), str(path), base_dir=path.parent)
 
 
+#: Comment lines printed above a key by :func:`template`.
+_TEMPLATE_NOTES = {
+    "forcing.prefetch": "true: read the next month's forcing in a background thread while the "
+                        "kernel runs this one (identical results; uses a second core, so it "
+                        "helps only when a core is idle, e.g. one rank per two cores)",
+    "static.tbot": "raster of the deep (ZBOT = 40 m) soil temperature TBOT [K] "
+                   "(static.tbot_source = \"raster\"; required then for domain.kind = \"cmfd\")",
+    "static.tbot_source": "\"raster\": TBOT from static.tbot; \"forcing\": TBOT = long-term mean "
+                          "annual air temperature of the cell's forcing over static.tbot_period "
+                          "+ static.tbot_offset (domain.kind = \"cmfd\"; static.tbot left empty)",
+    "static.tbot_period": "[first_year, last_year] of that mean; [] = the spin-up period "
+                          "(spinup.start_year .. spinup.end_year)",
+    "static.tbot_offset": "[K] added to the forcing's mean annual air temperature "
+                          "(tbot_source = \"forcing\")",
+}
+
+
 def template() -> str:
     """A complete configuration file with every default, as TOML."""
     lines = ["# noahtibet configuration: every key with its default"]
     for name, cls in _SECTIONS.items():
         lines.append(f"\n[{name}]")
         for f in fields(cls):
+            note = _TEMPLATE_NOTES.get(f"{name}.{f.name}")
+            if note:
+                lines.append(f"# {note}")
             lines.append(f"{f.name} = {_toml_value(getattr(cls(), f.name))}")
     return "\n".join(lines) + "\n"
 

@@ -199,7 +199,14 @@ def _hash(seed: int, *keys) -> np.ndarray:
     keys = [np.asarray(k).astype(np.int64).astype(_U64) for k in keys]
     shape = np.broadcast_shapes(*(k.shape for k in keys))
     h = np.full(shape, _U64(seed & 0xFFFFFFFFFFFFFFFF), dtype=_U64)
+    return _hash_more(h, *keys)
+
+
+def _hash_more(h: np.ndarray, *keys) -> np.ndarray:
+    """Continue a hash with more keys: _hash(seed, *a, *b) == _hash_more(_hash(seed, *a), *b)
+    (how draws sharing leading keys share their work)."""
     for k in keys:
+        k = np.asarray(k).astype(np.int64).astype(_U64)
         with np.errstate(over="ignore"):
             h = _mix64(h ^ _mix64(k + _GOLDEN))
     return h
@@ -212,24 +219,82 @@ def _uniform(h: np.ndarray) -> np.ndarray:
 
 def _normal(seed: int, *keys) -> np.ndarray:
     """Standard normal (Box-Muller) from two hashes of the keys."""
-    u1 = _uniform(_hash(seed, *keys, 0))
-    u2 = _uniform(_hash(seed, *keys, 1))
+    h = _hash(seed, *keys)
+    u1 = _uniform(_hash_more(h, 0))
+    u2 = _uniform(_hash_more(h, 1))
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
 _DAY_OFFSET = 1 << 24   # keeps day indices before 1979 non-negative in the hash
 
 
+def _innovations(seed, stream, kind, ka, kb, day_lo: int, day_hi: int) -> np.ndarray:
+    """(day_hi - day_lo, n) standard normal innovations of days day_lo .. day_hi - 1."""
+    days = np.arange(day_lo, day_hi, dtype=np.int64) + _DAY_OFFSET
+    return _normal(seed, stream, kind, ka[None, :], kb[None, :], days[:, None])
+
+
+class _DayCache:
+    """Innovations of consecutive requests, by key: a later request for days that overlap
+    the previous one computes only the days it lacks.  Every value is a function of
+    (key, cell, day) only, so what is cached never changes a result; only the last range
+    per key is kept (memory: about two months of one noise for the cells)."""
+
+    def __init__(self):
+        self._store: dict = {}
+
+    def get(self, key, lo: int, hi: int, compute) -> np.ndarray:
+        old = self._store.get(key)
+        if old is None or not old[0] <= lo < old[0] + old[1].shape[0]:
+            e = compute(lo, hi)
+        else:
+            first, data = old
+            have = first + data.shape[0]
+            parts = [data[lo - first:min(hi, have) - first]]
+            if hi > have:
+                parts.append(compute(have, hi))
+            e = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self._store[key] = (lo, e)
+        return e
+
+
+class _Blocks(list):
+    """The cell blocks of a request: (cell slice, _Cells, lattice, _DayCache) each."""
+
+    @classmethod
+    def of(cls, demo, rows, cols, max_cells: int, state: dict | None) -> "_Blocks":
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        cols = np.asarray(cols, dtype=np.int64).ravel()
+        key = (rows.tobytes(), cols.tobytes(), int(max_cells))
+        if state is not None and state.get("key") == key:
+            return state["blocks"]
+        cells = demo._cells(rows, cols)
+        blocks = cls()
+        for c0 in range(0, cells.n, max_cells):
+            cs = slice(c0, min(c0 + max_cells, cells.n))
+            sub = _Cells(**{f: getattr(cells, f)[cs] for f in cells.__dataclass_fields__})
+            blocks.append((cs, sub, demo._lattice(sub), _DayCache()))
+        if state is not None:       # only the last set of cells is kept
+            state.clear()
+            state.update(key=key, blocks=blocks)
+        return blocks
+
+
 def _daily_noise(seed: int, stream: int, kind: int, ka: np.ndarray, kb: np.ndarray,
-                 d0: int, nd: int, phi: float, length: int) -> np.ndarray:
+                 d0: int, nd: int, phi: float, length: int,
+                 cache: "_DayCache | None" = None) -> np.ndarray:
     """Unit-variance autocorrelated daily noise (nd, n) for days d0..d0+nd-1.
 
     x[d] = sum_k c_k e[d-k], k = 0..length-1, c_k proportional to phi**k and
     normalised to unit variance: a truncated AR(1) (lag-1 correlation ~ phi) whose
     value on a day depends only on (key, day), not on the requested range.
     """
-    days = np.arange(d0 - length + 1, d0 + nd, dtype=np.int64) + _DAY_OFFSET
-    e = _normal(seed, stream, kind, ka[None, :], kb[None, :], days[:, None])
+    lo = d0 - length + 1
+    if cache is None:
+        e = _innovations(seed, stream, kind, ka, kb, lo, d0 + nd)
+    else:
+        e = cache.get((stream, kind), lo, d0 + nd,
+                      lambda a, b: _innovations(seed, stream, kind, ka, kb, a, b))
     coef = phi ** np.arange(length, dtype=np.float64)
     coef = coef / math.sqrt(float(np.sum(coef * coef)))
     x = np.zeros((nd, ka.size))
@@ -283,14 +348,21 @@ def toa_mean_shortwave(t_start_s, duration_s: float, lon, lat) -> np.ndarray:
     w1 = np.mod((hours + lon / 15.0 + eot - 12.0) * (np.pi / 12.0) + np.pi, 2 * np.pi) - np.pi
     width = duration_s / 3600.0 * (np.pi / 12.0)
     w2 = w1 + width
-    total = np.zeros(np.broadcast_shapes(w1.shape, ws.shape))
+    shape = np.broadcast_shapes(w1.shape, ws.shape, np.shape(a), np.shape(b))
+    total = np.zeros(shape)
     # the window starts in [-pi, pi): it can meet the day [-ws, ws] and, when the sunset
-    # angle ws is near pi, the next day [2 pi - ws, 2 pi + ws]
+    # angle ws is near pi, the next day [2 pi - ws, 2 pi + ws]; the integral is evaluated
+    # only where the window meets daylight (elsewhere it adds nothing)
     for k in (0.0, 1.0):
         lo = np.maximum(w1, -ws + 2 * np.pi * k)
         hi = np.minimum(w2, ws + 2 * np.pi * k)
-        part = a * (hi - lo) + b * (np.sin(hi) - np.sin(lo))
-        total = total + np.where(hi > lo, np.maximum(part, 0.0), 0.0)
+        lit = np.broadcast_to(hi > lo, shape)
+        if not lit.any():
+            continue
+        lo, hi = np.broadcast_to(lo, shape)[lit], np.broadcast_to(hi, shape)[lit]
+        part = np.broadcast_to(a, shape)[lit] * (hi - lo) \
+            + np.broadcast_to(b, shape)[lit] * (np.sin(hi) - np.sin(lo))
+        total[lit] += np.maximum(part, 0.0)
     return SOLAR_CONSTANT * ecc * total / width
 
 
@@ -738,11 +810,10 @@ class DemoDomain:
                       p_ann=self.annual_precipitation[rows, cols], kappa=1.2 + 1.5 * m,
                       p_surface=p_surface, wind_base=wind)
 
-    def _noise(self, name: str, cells: _Cells, d0: int, nd: int) -> np.ndarray:
-        """(nd, ncell) unit-variance daily noise: large-scale (lattice) + local parts."""
-        stream, phi, length, share = _NOISE[name]
-        local = _daily_noise(self.seed, stream, _LOCAL, cells.key_x, cells.key_y, d0, nd, phi,
-                             length)
+    @staticmethod
+    def _lattice(cells: _Cells):
+        """Large-scale noise lattice of cells: (nodes (2, nnode), inverse (4, n), corner
+        weights (4 arrays (n,)), norm (n,))."""
         gx = (cells.lon - _CMFD_WEST) / _LATTICE
         gy = (cells.lat - _CMFD_SOUTH) / _LATTICE
         i0, j0 = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
@@ -753,31 +824,52 @@ class DemoDomain:
         node_j = np.concatenate([j0 + dj for _, dj, _ in corners])
         nodes, inverse = np.unique(np.stack([node_i, node_j]), axis=1, return_inverse=True)
         inverse = inverse.reshape(4, -1)
-        series = _daily_noise(self.seed, stream, _LARGE, nodes[0], nodes[1], d0, nd, phi, length)
-        large = np.zeros_like(local)
         norm = np.zeros(cells.n)
-        for c, (_, _, w) in enumerate(corners):
-            large += w * series[:, inverse[c]]
+        for _, _, w in corners:
             norm += w * w
+        return nodes, inverse, [w for _, _, w in corners], norm
+
+    def _noise(self, name: str, cells: _Cells, d0: int, nd: int, lattice=None,
+               cache: "_DayCache | None" = None) -> np.ndarray:
+        """(nd, ncell) unit-variance daily noise: large-scale (lattice) + local parts.
+
+        ``lattice`` (:meth:`_lattice` of ``cells``) and ``cache`` (innovations of the
+        previous request for the same cells) only save work."""
+        stream, phi, length, share = _NOISE[name]
+        local = _daily_noise(self.seed, stream, _LOCAL, cells.key_x, cells.key_y, d0, nd, phi,
+                             length, cache)
+        nodes, inverse, weights, norm = lattice if lattice is not None else self._lattice(cells)
+        series = _daily_noise(self.seed, stream, _LARGE, nodes[0], nodes[1], d0, nd, phi, length,
+                              cache)
+        large = np.zeros_like(local)
+        for c, w in enumerate(weights):
+            large += w * series[:, inverse[c]]
         large /= np.sqrt(norm)
         return share * large + math.sqrt(1.0 - share * share) * local
 
-    def _generate(self, cells: _Cells, step_end_s: np.ndarray, centred: bool
-                  ) -> dict[str, np.ndarray]:
+    @staticmethod
+    def _noise_days(t_end: np.ndarray) -> tuple[int, int]:
+        """First day and number of days whose noise the stamps ``t_end`` need (linear
+        interpolation between day centres of the state at t - 3 h .. t + 1.5 h)."""
+        first = int(np.floor((t_end.min() - STEP_SECONDS) / 86400.0 - 0.5))
+        last = int(np.floor((t_end.max() + STEP_SECONDS // 2) / 86400.0 - 0.5)) + 1
+        return first, last - first + 1
+
+    def _generate(self, cells: _Cells, step_end_s: np.ndarray, centred: bool,
+                  noise_of=None) -> dict[str, np.ndarray]:
         """Forcing at stamps ``step_end_s`` [s since 1979-01-01 UTC], arrays (nt, ncell).
 
         temp, pres, shum, wind: instantaneous at the stamp t; prec: mean rate of the
         step (t-3h, t] [kg m-2 s-1]; sw, lw: mean over (t-3h, t] or, if ``centred``,
         over (t-1.5h, t+1.5h) - in both cases the mean of two 1.5-h half windows,
-        each a function of its start time only.
+        each a function of its start time only.  ``noise_of(d0, nd)``: the daily noises
+        of days d0 .. d0+nd-1 (a name -> (nd, ncell) mapping), if already at hand.
         """
         t_end = np.asarray(step_end_s, dtype=np.int64)
         half = STEP_SECONDS // 2
-        # days whose noise is needed (linear interpolation between day centres)
-        first = int(np.floor((t_end.min() - STEP_SECONDS) / 86400.0 - 0.5))
-        last = int(np.floor((t_end.max() + half) / 86400.0 - 0.5)) + 1
-        d0, nd = first, last - first + 1
-        noise = {name: self._noise(name, cells, d0, nd) for name in _NOISE}
+        d0, nd = self._noise_days(t_end)
+        noise = (noise_of(d0, nd) if noise_of is not None
+                 else {name: self._noise(name, cells, d0, nd) for name in _NOISE})
 
         def interp_weights(t_s):
             u = t_s / 86400.0 - 0.5
@@ -861,17 +953,17 @@ class DemoDomain:
         z = noise["wetness"][days - d0]                                # day-centre wetness
         wet_day = _normal_cdf(z) > 1.0 - prob
         dkey = (days + _DAY_OFFSET)[:, None]
-        amount_u = [_uniform(_hash(self.seed, _S_PAMOUNT, cells.key_x[None, :],
-                                   cells.key_y[None, :], dkey, j)) for j in range(2)]
+        h_amount = _hash(self.seed, _S_PAMOUNT, cells.key_x[None, :], cells.key_y[None, :], dkey)
+        amount_u = [_uniform(_hash_more(h_amount, j)) for j in range(2)]
         gamma2 = -0.5 * (np.log(amount_u[0]) + np.log(amount_u[1]))  # Gamma(2, 1/2): mean 1
         amount = np.where(wet_day, (rate + 3.0) * gamma2, 0.0)         # mm per day
         # sub-daily shares: afternoon/evening maximum (local time), ~40 % of steps dry
         weights = np.zeros((8,) + amount.shape)
+        h_slot = _hash(self.seed, _S_PSLOT, cells.key_x[None, :], cells.key_y[None, :], dkey)
         for s in range(8):
             hour = (3 * s + 1.5) + cells.lon[None, :] / 15.0
             shape_s = 1.0 + 0.6 * np.cos(2 * np.pi * (hour - 19.0) / 24.0)
-            u = _uniform(_hash(self.seed, _S_PSLOT, cells.key_x[None, :], cells.key_y[None, :],
-                               dkey, s))
+            u = _uniform(_hash_more(h_slot, s))
             ex = -np.log(u)
             weights[s] = shape_s * np.maximum(ex - 0.5, 0.0) + 1e-12 * shape_s * ex
         total = weights[0].copy()
@@ -885,19 +977,31 @@ class DemoDomain:
         return out
 
     def _fill(self, rows, cols, stamps_s: np.ndarray, centred: bool, sink,
-              max_points: int = 120_000, max_cells: int = 512, min_steps: int = 8) -> None:
+              max_points: int = 40_000, max_cells: int = 512, min_steps: int = 8,
+              state: dict | None = None) -> None:
         """Generate in blocks of at most ``max_cells`` cells x max(min_steps,
         max_points // cells) stamps and hand each block to ``sink(tslice, cslice,
-        values)``; blocks never change the values, only the working memory."""
-        cells = self._cells(rows, cols)
+        values)``; blocks never change the values, only the working memory.
+        ``state``: a dict the caller keeps between calls, in which the cells' constants
+        and the noise innovations of the last request are kept for the next request of
+        the same cells (a month after a month: only the new days are drawn)."""
         nt = stamps_s.size
-        for c0 in range(0, cells.n, max_cells):
-            cs = slice(c0, min(c0 + max_cells, cells.n))
-            sub = _Cells(**{f: getattr(cells, f)[cs] for f in cells.__dataclass_fields__})
+        if nt == 0:
+            return
+        blocks = _Blocks.of(self, rows, cols, max_cells, state)
+        # each cell block's daily noises for the whole request, computed once: a noise
+        # value depends only on (cell, day), so slicing never changes it
+        D0, ND = self._noise_days(np.asarray(stamps_s, dtype=np.int64))
+        for cs, sub, lattice, cache in blocks:
+            noise = {name: self._noise(name, sub, D0, ND, lattice, cache) for name in _NOISE}
+
+            def noise_of(d0, nd, noise=noise):
+                return {k: v[d0 - D0:d0 - D0 + nd] for k, v in noise.items()}
+
             per = max(min_steps, max_points // sub.n)
             for t0 in range(0, nt, per):
                 ts = slice(t0, min(t0 + per, nt))
-                sink(ts, cs, self._generate(sub, stamps_s[ts], centred))
+                sink(ts, cs, self._generate(sub, stamps_s[ts], centred, noise_of))
 
     def cmfd_dataset(self, start, end, bbox=None):
         """SYNTHETIC forcing in the CMFD file layout, months ``start``..``end`` inclusive.
@@ -994,12 +1098,13 @@ class DemoForcingProvider(ForcingProvider):
 
     step_seconds = STEP_SECONDS
 
-    def __init__(self, demo: DemoDomain, max_points: int = 120_000):
+    def __init__(self, demo: DemoDomain, max_points: int = 40_000):
         """``max_points``: (steps x cells) generated at a time, which bounds the working
         memory (about 1 kB per point); it never changes the values."""
         self.demo = demo
         self.grid = demo.grid
         self.max_points = int(max_points)
+        self._state: dict = {}     # the last request's cells and noise innovations
 
     def read(self, rows, cols, start, end):
         t0 = _stamp(start, "start")
@@ -1023,7 +1128,7 @@ class DemoForcingProvider(ForcingProvider):
             for i, name in enumerate(FORCING):
                 out[ts, i, cs] = values[index[name]]
 
-        self.demo._fill(rows, cols, ends, False, sink, self.max_points)
+        self.demo._fill(rows, cols, ends, False, sink, self.max_points, state=self._state)
         return _EPOCH + ends.astype("timedelta64[s]"), out
 
     def describe(self) -> str:

@@ -60,6 +60,9 @@ Timing used by the provider (model step ending at ``t`` covers ``(t - dt, t]``)
   the dataset (no month before the earliest month on disk) the missing earlier
   record is replaced by the first record, i.e. ``R(t)`` is used, and an INFO
   message is logged.
+* The very last step of the dataset (ending at the first stamp of the month
+  after the latest month on disk) uses the last record on disk in place of the
+  missing one, for every variable (INFO message); later steps are gaps.
 * A model grid coarser than 0.1 degree whose cells are unions of k x k CMFD
   cells (:meth:`noahtibet.grid.LatLonGrid.coarsen_factor`) gets, for each
   variable and step, the arithmetic mean over its CMFD cells (all must have
@@ -230,6 +233,8 @@ class _Index:
         months = [k[1] for k in self.files]
         #: earliest month with any CMFD file: the start of the data set on disk
         self.first_month = min(months) if months else None
+        #: latest month with any CMFD file: the end of the data set on disk
+        self.last_month = max(months) if months else None
 
     def path(self, var: str, month: np.datetime64) -> Path:
         found = self.files.get((var, month), [])
@@ -650,6 +655,9 @@ class CMFDProvider(ForcingProvider):
             raise ValueError(f"model grid {grid} extends beyond the CMFD grid")
         self._index = _Index(self.directory)
         self._ref: _Meta | None = None     # first file opened: the grid all files must share
+        self._metas: dict[Path, _Meta] = {}   # metadata of every file opened (checked once)
+        # per variable: the last two months read ((cells, month), first stamp, values)
+        self._months: dict[str, list] = {}
 
     def describe(self) -> str:
         return (f"CMFDProvider({self.directory}, {self.grid.nlon}x{self.grid.nlat} cells of "
@@ -701,7 +709,8 @@ class CMFDProvider(ForcingProvider):
         fr = np.broadcast_to(fr, (rows.size, k, k)).reshape(rows.size, k * k)
         fc = np.broadcast_to(fc, (rows.size, k, k)).reshape(rows.size, k * k)
         return {"fr": fr, "fc": fc, "r0": int(fr.min()), "r1": int(fr.max()) + 1,
-                "c0": int(fc.min()), "c1": int(fc.max()) + 1}
+                "c0": int(fc.min()), "c1": int(fc.max()) + 1,
+                "key": (rows.tobytes(), cols.tobytes())}
 
     def _chunk(self, times, cells):
         dt = self.step_seconds
@@ -714,6 +723,8 @@ class CMFDProvider(ForcingProvider):
         out = np.empty((times.size, len(FORCING), cells["fr"].shape[0]))
         first = (None if self._index.first_month is None
                  else int(_month_start(self._index.first_month).astype(np.int64)))
+        last = (None if self._index.last_month is None
+                else int(_month_start(self._index.last_month + 1).astype(np.int64)))
         weights = {}
         for kind in (_INSTANT, _PRECIP, _RADIATION):
             w = _step_weights(kind, t_end, dt, rec)
@@ -734,48 +745,97 @@ class CMFDProvider(ForcingProvider):
                                  "record before the first one on disk (%s); the first record "
                                  "stands in for the missing earlier one", _iso(hit[0]),
                                  _iso(hit[-1]), _iso(np.datetime64(first, "s")))
+            if last is not None and np.any(w[:, rec == last] > 0):
+                # dataset end: the record at the very end of the last month on disk (the
+                # first stamp of the month after it) does not exist -> the last record
+                # stands in for it (records later than that stay gaps: never extrapolated)
+                j_end = int(np.flatnonzero(rec == last)[0])
+                j_last = int(np.flatnonzero(rec == last - RECORD_SECONDS)[0])
+                moved = w[:, j_end].copy()
+                w[:, j_last] += moved
+                w[:, j_end] = 0.0
+                hit = times[moved > 0]
+                log.info("CMFD %s for the steps ending %s..%s: the data set on disk ends with "
+                         "%s; its last record (%s) stands in for the record at %s",
+                         "/".join(v for v in VARIABLES if _KIND[v] == kind), _iso(hit[0]),
+                         _iso(hit[-1]), self._index.last_month,
+                         _iso(np.datetime64(last - RECORD_SECONDS, "s")),
+                         _iso(np.datetime64(last, "s")))
             used = np.flatnonzero(w.any(axis=0))
-            weights[kind] = (w[:, used[0]:used[-1] + 1], rec[used[0]:used[-1] + 1])
+            weights[kind] = (_sparse(w[:, used[0]:used[-1] + 1]), rec[used[0]:used[-1] + 1])
         for i, name in enumerate(FORCING):
             var = KERNEL_SOURCES[name]
-            w, rv = weights[_KIND[var]]
+            sw, rv = weights[_KIND[var]]
             values = self._records(var, rv, cells)          # (nrec, ncell)
-            out[:, i, :] = _apply_sparse(w, values)
+            out[:, i, :] = _apply_sparse(sw, values)
         return out
 
     def _records(self, var, rec, cells):
         """Values (nrec, ncell) of ``var`` at stamps ``rec``: mean over each cell's CMFD cells."""
         t = rec.astype("datetime64[s]")
-        fr, fc = cells["fr"], cells["fc"]
-        r0, r1, c0, c1 = cells["r0"], cells["r1"], cells["c0"], cells["c1"]
-        ncol = c1 - c0
-        flat = (fr - r0) * ncol + (fc - c0)                        # (ncell, kk)
-        out = np.empty((rec.size, fr.shape[0]))
+        out = np.empty((rec.size, cells["fr"].shape[0]))
         months = t.astype("datetime64[M]")
         for month in np.unique(months):
             sel = np.flatnonzero(months == month)
-            path = self._index.path(var, month)
-            with _open(path, var) as nc:
-                meta = _meta(nc, path, var, month)
-                self._check_grid(meta, r0, r1, c0, c1, month)
-                it = ((t[sel] - meta.times[0]).astype(np.int64) // RECORD_SECONDS)
-                i0, i1 = int(it[0]), int(it[-1]) + 1
-                raw = _read_raw(nc, meta, i0, i1, r0, r1, c0, c1)
-                raw = raw.reshape(raw.shape[0], -1)[:, flat]       # (nrec_m, ncell, kk)
-                vals = _decode(nc, meta, raw)
-            bad = ~np.isfinite(vals)
-            if bad.any():
-                ti, ci, ki = (int(x[0]) for x in np.nonzero(bad))
-                lon = CMFD_GRID.lons[fc[ci, ki]]
-                lat = CMFD_GRID.lats[fr[ci, ki]]
-                raise InputError(
-                    f"missing value (NaN or fill value) in a requested cell at "
-                    f"{_iso(t[sel][ti])} UTC, CMFD cell lon {lon:.2f} lat {lat:.2f} "
-                    f"(model cell row {(fr[ci, ki] - self.row0) // self.factor}, col "
-                    f"{(fc[ci, ki] - self.col0) // self.factor})",
-                    path=path, field=var, value=_iso(t[sel][ti]))
-            out[sel] = vals[:, :, 0] if vals.shape[2] == 1 else vals.mean(axis=2)
+            first, values = self._month_values(var, month, cells)
+            it = (rec[sel] - first) // RECORD_SECONDS
+            vals = values[it]
+            if not np.all(np.isfinite(vals)):
+                self._raise_missing(var, month, cells, rec[sel])
+            out[sel] = vals
         return out
+
+    def _month_values(self, var, month, cells):
+        """(first stamp [s], values (nrec, ncell)) of a whole month of ``var`` for the cells.
+
+        The last two months read per variable are kept (each month's file is opened once
+        although a month's steps need the first record of the next month and its first
+        step the last record of the previous one); values are what a read of any part of
+        the month gives.  NaN where a cell has missing data (checked by the caller on
+        the records it needs)."""
+        kept = self._months.setdefault(var, [])
+        for key, first, values in kept:
+            if key == (cells["key"], month):
+                return first, values
+        fr, fc = cells["fr"], cells["fc"]
+        r0, r1, c0, c1 = cells["r0"], cells["r1"], cells["c0"], cells["c1"]
+        flat = (fr - r0) * (c1 - c0) + (fc - c0)                   # (ncell, kk)
+        path = self._index.path(var, month)
+        with _open(path, var) as nc:
+            meta = self._metas.get(path)
+            if meta is None:        # each file's metadata is read and checked once
+                meta = self._metas[path] = _meta(nc, path, var, month)
+            self._check_grid(meta, r0, r1, c0, c1, month)
+            raw = _read_raw(nc, meta, 0, meta.times.size, r0, r1, c0, c1)
+            raw = raw.reshape(raw.shape[0], -1)[:, flat]           # (nrec, ncell, kk)
+            vals = _decode(nc, meta, raw)
+        values = vals[:, :, 0] if vals.shape[2] == 1 else vals.mean(axis=2)
+        first = int(meta.times[0].astype(np.int64))
+        kept.append(((cells["key"], month), first, values))
+        del kept[:-2]
+        return first, values
+
+    def _raise_missing(self, var, month, cells, stamps):
+        """InputError naming the first missing value among ``stamps`` of ``month``."""
+        fr, fc = cells["fr"], cells["fc"]
+        r0, r1, c0, c1 = cells["r0"], cells["r1"], cells["c0"], cells["c1"]
+        flat = (fr - r0) * (c1 - c0) + (fc - c0)
+        path = self._index.path(var, month)
+        t = stamps.astype("datetime64[s]")
+        with _open(path, var) as nc:
+            meta = self._metas[path]
+            it = (t - meta.times[0]).astype(np.int64) // RECORD_SECONDS
+            raw = _read_raw(nc, meta, int(it[0]), int(it[-1]) + 1, r0, r1, c0, c1)
+            vals = _decode(nc, meta, raw.reshape(raw.shape[0], -1)[:, flat])
+        ti, ci, ki = (int(x[0]) for x in np.nonzero(~np.isfinite(vals)))
+        lon = CMFD_GRID.lons[fc[ci, ki]]
+        lat = CMFD_GRID.lats[fr[ci, ki]]
+        raise InputError(
+            f"missing value (NaN or fill value) in a requested cell at "
+            f"{_iso(t[ti])} UTC, CMFD cell lon {lon:.2f} lat {lat:.2f} "
+            f"(model cell row {(fr[ci, ki] - self.row0) // self.factor}, col "
+            f"{(fc[ci, ki] - self.col0) // self.factor})",
+            path=path, field=var, value=_iso(t[ti]))
 
     def _check_grid(self, meta: _Meta, r0, r1, c0, c1, month):
         if self._ref is None:
@@ -794,12 +854,20 @@ class CMFDProvider(ForcingProvider):
                              path=meta.path, field=meta.var, value=str(month))
 
 
-def _apply_sparse(w: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """w (nstep, nrec) @ values (nrec, ncell), using only the few nonzero weights per step."""
+def _sparse(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nonzero weights of each step of w (nstep, nrec), columns in increasing order:
+    (order (nstep, m), weights (nstep, m)), m the most nonzero weights of a step."""
     nnz = (w != 0).sum(axis=1)
     m = int(nnz.max())
     order = np.argsort(w == 0, axis=1, kind="stable")[:, :m]        # nonzero columns first
-    ww = np.take_along_axis(w, order, axis=1)
+    return order, np.take_along_axis(w, order, axis=1)
+
+
+def _apply_sparse(sparse, values: np.ndarray) -> np.ndarray:
+    """w (nstep, nrec) @ values (nrec, ncell) from ``_sparse(w)``, using only the few nonzero
+    weights per step."""
+    order, ww = sparse
+    m = order.shape[1]
     out = ww[:, 0, None] * values[order[:, 0]]
     for j in range(1, m):
         out += ww[:, j, None] * values[order[:, j]]

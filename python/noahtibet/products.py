@@ -278,14 +278,77 @@ def albers_target(grid: LatLonGrid, cell_size_m: float = DEFAULT_CELL_SIZE_M,
     return AlbersTarget(params, cell, x0, y1, width, height)
 
 
-@functools.lru_cache(maxsize=1)
-def _pixel_cells(grid: LatLonGrid, target: AlbersTarget) -> np.ndarray:
-    """(height, width) int32: flat (row-major, latitude ascending) index of the model cell
-    containing each pixel centre, -1 outside the grid.  Cached: the same for every year."""
+# WGS84 ellipsoid (the datum of AlbersParams.proj4)
+_WGS84_A = 6378137.0
+_WGS84_F = 1.0 / 298.257223563
+#: A pixel whose centre lies within this fraction of a cell of a cell edge (by the
+#: closed-form formulas) is located with PROJ itself, so the closed form never decides
+#: a pixel whose cell could depend on the last digits of the projection.
+_EDGE_TOLERANCE_CELLS = 1e-6
+
+
+class _AlbersCone:
+    """Closed-form ellipsoidal Albers (WGS84): Snyder (1987), Map Projections - A Working
+    Manual, USGS PP 1395, eqs. 3-12, 14-3 .. 14-6, 14-14 .. 14-17 and 14-19 .. 14-22.
+
+    In polar coordinates about the cone's apex a meridian is a ray (angle
+    ``theta = n (lon - lon_0)``) and a parallel a circle of radius ``rho(lat)``, so the
+    cell of a point follows from ``theta`` (longitude) and from comparing ``rho`` with
+    the radii of the grid's parallels (latitude), without inverting for latitude.
+    """
+
+    def __init__(self, params: AlbersParams):
+        a, f = _WGS84_A, _WGS84_F
+        self.e2 = f * (2.0 - f)
+        self.e = math.sqrt(self.e2)
+        self.params = params
+        p1, p2, p0 = (math.radians(v) for v in (params.lat_1, params.lat_2, params.lat_0))
+        m1, m2 = self._m(p1), self._m(p2)
+        q1, q2 = self._q(np.float64(p1)), self._q(np.float64(p2))
+        self.n = (m1 * m1 - m2 * m2) / (q2 - q1) if abs(p1 - p2) > 1e-10 else math.sin(p1)
+        self.c = m1 * m1 + self.n * q1
+        self.a = a
+        self.rho0 = self.rho(np.float64(params.lat_0))
+
+    def _m(self, phi):
+        s = math.sin(phi)
+        return math.cos(phi) / math.sqrt(1.0 - self.e2 * s * s)
+
+    def _q(self, phi):
+        s = np.sin(phi)
+        e, e2 = self.e, self.e2
+        return (1.0 - e2) * (s / (1.0 - e2 * s * s)
+                             - 1.0 / (2.0 * e) * np.log((1.0 - e * s) / (1.0 + e * s)))
+
+    def rho(self, lat_deg):
+        """Radius [m] of the parallels ``lat_deg`` on the map."""
+        return self.a * np.sqrt(self.c - self.n * self._q(np.radians(lat_deg))) / self.n
+
+    def polar(self, x, y):
+        """(rho, longitude [deg, not wrapped]) of map points (x, y) [m]."""
+        xx = np.asarray(x, dtype=np.float64) - self.params.x_0
+        yy = self.rho0 - (np.asarray(y, dtype=np.float64) - self.params.y_0)
+        if self.n < 0:
+            xx, yy = -xx, -yy
+        sign = 1.0 if self.n > 0 else -1.0
+        return sign * np.hypot(xx, yy), self.params.lon_0 + np.degrees(np.arctan2(xx, yy) / self.n)
+
+
+def _lonlat_to_cells(grid: LatLonGrid, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Flat cell index (row * nlon + col) of points, -1 outside the grid or not finite."""
+    west = grid.bounds[0]
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    lon = np.where(ok, west + np.mod(lon - west, 360.0), west - 1.0)   # same turn as the grid
+    lat = np.where(ok, lat, -1000.0)
+    row, col = grid.index_of(lon, lat)
+    return np.where(row >= 0, row * grid.nlon + col, -1)
+
+
+def _pixel_cells_proj(grid: LatLonGrid, target: AlbersTarget) -> np.ndarray:
+    """Reference implementation of :func:`_pixel_cells`: every pixel centre through PROJ."""
     from rasterio.warp import transform as warp_transform
 
     crs_a, crs_g = target.params.crs(), _geo_crs()
-    west = grid.bounds[0]
     out = np.full((target.height, target.width), -1, dtype=np.int32)
     xc = target.west + (np.arange(target.width) + 0.5) * target.cell_size_m
     rows_per_strip = max(1, _POINTS_PER_STRIP // max(target.width, 1))
@@ -294,13 +357,62 @@ def _pixel_cells(grid: LatLonGrid, target: AlbersTarget) -> np.ndarray:
         yc = target.north - (np.arange(r0, r1) + 0.5) * target.cell_size_m
         xx, yy = np.meshgrid(xc, yc)
         lon, lat = warp_transform(crs_a, crs_g, xx.ravel(), yy.ravel())
-        lon = np.asarray(lon, dtype=float)
-        lat = np.asarray(lat, dtype=float)
-        ok = np.isfinite(lon) & np.isfinite(lat)
-        lon = np.where(ok, west + np.mod(lon - west, 360.0), west - 1.0)   # same turn as the grid
-        lat = np.where(ok, lat, -1000.0)
-        row, col = grid.index_of(lon, lat)
-        out[r0:r1] = np.where(row >= 0, row * grid.nlon + col, -1).reshape(r1 - r0, target.width)
+        cells = _lonlat_to_cells(grid, np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+        out[r0:r1] = cells.reshape(r1 - r0, target.width)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _pixel_cells(grid: LatLonGrid, target: AlbersTarget) -> np.ndarray:
+    """(height, width) int32: flat (row-major, latitude ascending) index of the model cell
+    containing each pixel centre, -1 outside the grid.  Cached: the same for every year.
+
+    Exactly the map PROJ gives pixel by pixel (:func:`_pixel_cells_proj`, tested) at a
+    fraction of the cost: the column comes from the closed-form longitude of the pixel
+    centre, the row from comparing its radius about the cone apex with the radii of the
+    grid's parallels (:class:`_AlbersCone`, within ~1e-8 m of PROJ); the few pixel
+    centres within 1e-6 of a cell (a few cm) of a cell edge are inverted with PROJ.
+    """
+    from rasterio.warp import transform as warp_transform
+
+    cone = _AlbersCone(target.params)
+    west, south, _, _ = grid.bounds
+    tol = _EDGE_TOLERANCE_CELLS
+    # grid.index_of: row = floor((lat - south) / dlat + 1e-9); boundary k at u = k
+    k = np.arange(grid.nlat + 1, dtype=np.float64)
+    lat_b = south + (k - 1e-9) * grid.dlat
+    rho_b = cone.rho(lat_b)                                        # monotonic in k
+    rho_tol = np.abs(cone.rho(lat_b + tol * grid.dlat) - rho_b)
+    ascending = rho_b[-1] > rho_b[0]
+    rb = rho_b if ascending else rho_b[::-1]
+    rt = rho_tol if ascending else rho_tol[::-1]
+    out = np.full((target.height, target.width), -1, dtype=np.int32)
+    xc = target.west + (np.arange(target.width) + 0.5) * target.cell_size_m
+    rows_per_strip = max(1, _POINTS_PER_STRIP // max(target.width, 1))
+    for r0 in range(0, target.height, rows_per_strip):
+        r1 = min(target.height, r0 + rows_per_strip)
+        yc = target.north - (np.arange(r0, r1) + 0.5) * target.cell_size_m
+        xx, yy = np.meshgrid(xc, yc)
+        xx, yy = xx.ravel(), yy.ravel()
+        rho, lon = cone.polar(xx, yy)
+        # row: the number of parallels k the point is north of (or on), minus one
+        j = np.searchsorted(rb, rho, side="right")             # rb[j-1] <= rho < rb[j]
+        row = j - 1 if ascending else grid.nlat - j
+        jl, jh = np.clip(j - 1, 0, rb.size - 1), np.clip(j, 0, rb.size - 1)
+        near = (np.abs(rho - rb[jl]) <= rt[jl]) | (np.abs(rho - rb[jh]) <= rt[jh])
+        lw = np.mod(lon - west, 360.0)
+        u = (west + lw - west) / grid.dlon + 1e-9
+        near |= np.abs(u - np.rint(u)) <= tol
+        near |= ~(np.isfinite(rho) & np.isfinite(lon))
+        col = np.floor(u).astype(np.int64)
+        bad = (col < 0) | (col >= grid.nlon) | (row < 0) | (row >= grid.nlat)
+        cells = np.where(bad, -1, row * grid.nlon + col)
+        exact = np.flatnonzero(near)
+        if exact.size:
+            plon, plat = warp_transform(target.params.crs(), _geo_crs(), xx[exact], yy[exact])
+            cells[exact] = _lonlat_to_cells(grid, np.asarray(plon, dtype=float),
+                                            np.asarray(plat, dtype=float))
+        out[r0:r1] = cells.reshape(r1 - r0, target.width)
     out.flags.writeable = False
     return out
 

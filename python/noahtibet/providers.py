@@ -105,3 +105,33 @@ class PointFileProvider(ForcingProvider):
 
     def describe(self) -> str:
         return f"legacy point-forcing file {self.path}"
+
+
+def mean_annual_air_temperature(provider: ForcingProvider, rows, cols, first_year: int,
+                                last_year: int) -> np.ndarray:
+    """Long-term mean annual air temperature [K] of cells (rows[i], cols[i]) in the forcing.
+
+    The mean over the years ``first_year`` .. ``last_year`` of each year's mean air
+    temperature over the model steps of that year (steps ending in (Jan 1 00:00 of the
+    year, Jan 1 00:00 of the next year], the forcing exactly as the model receives it).
+    Read a month at a time (memory bounded by the cells asked for).  A cell's value
+    depends only on its own forcing: it is bit-for-bit the same whatever other cells
+    are asked for at the same time (so for any number of MPI ranks).
+    """
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    cols = np.asarray(cols, dtype=np.int64).ravel()
+    i = FORCING.index("air_temperature")
+    total = np.zeros(rows.size)
+    for year in range(int(first_year), int(last_year) + 1):
+        year_sum = np.zeros(rows.size)
+        nstep = 0
+        for month in range(1, 13):
+            start = np.datetime64(f"{year:04d}-{month:02d}-01T00:00", "s")
+            end = (np.datetime64(f"{year:04d}-{month:02d}", "M") + 1).astype("datetime64[s]")
+            _, forcing = provider.read(rows, cols, start, end)
+            # one row per cell, summed along its own contiguous series: the same
+            # summation for a cell whatever the other rows are
+            year_sum += np.ascontiguousarray(forcing[:, i, :].T).sum(axis=1)
+            nstep += forcing.shape[0]
+        total += year_sum / nstep
+    return total / (int(last_year) - int(first_year) + 1)

@@ -23,7 +23,12 @@ LAI, green fraction    ``static.lai`` / ``static.green_fraction``: 12 monthly ba
                        shdmin/shdmax = min/max of the cell's 12 green fractions
 slope class            ``static.slope`` (raster of GENPARM slope classes, majority); class 1
                        everywhere when empty
-deep temperature       ``static.tbot`` (raster [K], area mean)
+deep temperature       ``static.tbot`` (raster [K], area mean), or with
+                       ``static.tbot_source = "forcing"`` the mean annual air temperature of
+                       the cell's forcing over ``static.tbot_period`` (default the spin-up
+                       years) plus ``static.tbot_offset`` [K]
+                       (:func:`noahtibet.providers.mean_annual_air_temperature`,
+                       :func:`noahtibet.static.deep_temperature`)
 max snow albedo        ``static.max_snow_albedo`` (one value for every column)
 layer thicknesses      ``static.layer_thickness`` (default the 20 Noah-Tibet layers)
 elevation (optional)   ``static.elevation`` (DEM [m], area mean), site metadata only
@@ -92,7 +97,8 @@ class StaticFields:
         self.lai = lai                      # (12, nlat, nlon) float, NaN = no data
         self.green_fraction = green_fraction
         self.slope = slope                  # (nlat, nlon) int, 0 = no data
-        self.tbot = tbot                    # (nlat, nlon) float [K], NaN = no data
+        self.tbot = tbot                    # (nlat, nlon) float [K], NaN = no data; None:
+        #                                     from the forcing (static.tbot_source = "forcing")
         self.elevation = elevation          # (nlat, nlon) float [m] or None
 
     def valid(self) -> np.ndarray:
@@ -101,7 +107,8 @@ class StaticFields:
                 & (self.vegetation != URBAN_CLASS)
                 & np.all(np.isfinite(self.lai), axis=0)
                 & np.all(np.isfinite(self.green_fraction), axis=0)
-                & (self.slope > 0) & np.isfinite(self.tbot))
+                & (self.slope > 0)
+                & (np.isfinite(self.tbot) if self.tbot is not None else True))
 
 
 def _soil_classes(source: str, grid: LatLonGrid, nlay: int, nsoil: int) -> np.ndarray:
@@ -143,7 +150,8 @@ def read_static_fields(cfg: Config, grid: LatLonGrid) -> StaticFields:
         slope = static.slope_class(st.slope, grid, kind="class", num_slope=nslope).values
     else:
         slope = np.ones(grid.shape, dtype=np.int64)
-    tbot = static.deep_temperature_from_source(st.tbot, grid).values
+    tbot = (static.deep_temperature_from_source(st.tbot, grid).values
+            if st.tbot_source == "raster" else None)
     elev = static.elevation(st.elevation, grid).values if st.elevation else None
     return StaticFields(soil, veg, lai, gf, slope, tbot, elev)
 
@@ -153,9 +161,9 @@ def cmfd_model(cfg: Config):
     from .forcing import CMFDProvider
     from .simulation import DomainModel
 
-    if not cfg.static.tbot:
-        raise ConfigError("is required when domain.kind = 'cmfd'", path=cfg.path,
-                          field="static.tbot", value="")
+    if cfg.static.tbot_source == "raster" and not cfg.static.tbot:
+        raise ConfigError("is required when domain.kind = 'cmfd' and static.tbot_source = "
+                          "'raster'", path=cfg.path, field="static.tbot", value="")
     grid = cmfd_grid(cfg.domain.bbox, cfg.domain.spacing, cfg.path)
     try:
         provider = CMFDProvider(cfg.forcing.path, grid, step_seconds=cfg.physics.timestep)
@@ -196,6 +204,13 @@ def cmfd_model(cfg: Config):
     gi = layout.index(layout.MONTHLY, "green_fraction")
     li = layout.index(layout.MONTHLY, "lai")
 
+    tbot_forcing = ForcingTBOT(provider, cfg) if st.tbot_source == "forcing" else None
+
+    def tbot(row: int, col: int) -> float:
+        if tbot_forcing is not None:
+            return tbot_forcing.value(row, col)
+        return float(fields.tbot[row, col])
+
     def column_spec(row: int, col: int) -> ColumnSpec:
         gfc = fields.green_fraction[:, row, col]
         return ColumnSpec(
@@ -203,7 +218,7 @@ def cmfd_model(cfg: Config):
             soil_class=fields.soil[:, row, col].astype(np.int64),
             vegetation_class=int(fields.vegetation[row, col]),
             slope_class=int(fields.slope[row, col]),
-            deep_soil_temperature=float(fields.tbot[row, col]),
+            deep_soil_temperature=tbot(row, col),
             green_fraction_min=float(gfc.min()),
             green_fraction_max=float(gfc.max()),
             max_snow_albedo=float(st.max_snow_albedo),
@@ -220,4 +235,50 @@ def cmfd_model(cfg: Config):
                    f"{int(simulated.sum())} simulated cells; forcing {cfg.forcing.path}")
     return DomainModel(grid=grid, simulated=Domain(grid, simulated), static_nodata=~usable,
                        lake_mask=lake_mask, provider=provider, column_spec=column_spec,
-                       monthly=monthly, description=description, elevation=fields.elevation)
+                       monthly=monthly, description=description, elevation=fields.elevation,
+                       prepare=tbot_forcing.prepare if tbot_forcing is not None else None)
+
+
+class ForcingTBOT:
+    """TBOT of cells from the forcing (``static.tbot_source = "forcing"``).
+
+    TBOT = :func:`noahtibet.static.deep_temperature` of the cell's long-term mean annual
+    air temperature (:func:`noahtibet.providers.mean_annual_air_temperature` over
+    ``static.tbot_period``, default the spin-up years) with offset ``static.tbot_offset``.
+    ``prepare(rows, cols)`` computes the cells a rank owns in one pass over the period's
+    forcing; a cell asked for without it is computed alone (same value: a cell's mean
+    depends only on its own forcing).
+    """
+
+    def __init__(self, provider, cfg: Config):
+        from .config import tbot_period
+
+        self.provider = provider
+        self.first, self.last = tbot_period(cfg)
+        self.offset = float(cfg.static.tbot_offset)
+        self.what = (f"mean annual air temperature {self.first}-{self.last} of the forcing "
+                     f"{cfg.forcing.path}")
+        self._values: dict = {}
+
+    def prepare(self, rows, cols) -> None:
+        from .providers import mean_annual_air_temperature
+
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        cols = np.asarray(cols, dtype=np.int64).ravel()
+        todo = [k for k, key in enumerate(zip(rows.tolist(), cols.tolist()))
+                if key not in self._values]
+        if not todo:
+            return
+        r, c = rows[todo], cols[todo]
+        log.info("TBOT of %d cells from the forcing: %s + %g K", len(todo), self.what,
+                 self.offset)
+        maat = mean_annual_air_temperature(self.provider, r, c, self.first, self.last)
+        tbot = static.deep_temperature(maat, self.offset, source=self.what)
+        for key, value in zip(zip(r.tolist(), c.tolist()), tbot.tolist()):
+            self._values[key] = value
+
+    def value(self, row: int, col: int) -> float:
+        key = (int(row), int(col))
+        if key not in self._values:
+            self.prepare([row], [col])
+        return self._values[key]

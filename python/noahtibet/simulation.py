@@ -45,7 +45,7 @@ from .grid import Domain, LatLonGrid
 from .kernel import AnnualDiagnostics, Calendar, ColumnState, run_columns
 from .legacy_forcing import month_interpolation
 from .parallel import SerialComm, abort_on_error, gather_columns, partition
-from .parameters import PhysicsOptions, column_parameters
+from .parameters import PhysicsOptions, Tables, column_parameters
 from .providers import ForcingProvider
 
 log = logging.getLogger("noahtibet")
@@ -76,6 +76,9 @@ class DomainModel:
     monthly: Callable[[int, int], np.ndarray]   # (row, col) -> (nmon, 12)
     description: str = ""
     elevation: np.ndarray | None = None         # (nlat, nlon) [m], for site metadata
+    #: called with the (rows, cols) of a rank's cells before their column_spec: lets a
+    #: model compute per-cell inputs in one pass (e.g. TBOT from the forcing)
+    prepare: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     @property
     def ncol(self) -> int:
@@ -160,11 +163,14 @@ def build_local_columns(model: DomainModel, index: np.ndarray, cfg: Config,
     if parameter_sets:
         overrides.update(parameter_sets.get("column", {}))
         layer_overrides.update(parameter_sets.get("layer", {}))
+    tables = Tables.load()    # read once, not per column
+    if model.prepare is not None:
+        model.prepare(rows, cols)
     for r, c in zip(rows, cols):
         spec = model.column_spec(int(r), int(c))
         spec.overrides = {**spec.overrides, **overrides}
         spec.layer_overrides = {**spec.layer_overrides, **layer_overrides}
-        lp, cp = column_parameters(spec)
+        lp, cp = column_parameters(spec, tables)
         lps.append(lp)
         cps.append(cp)
         mos.append(model.monthly(int(r), int(c)))
@@ -215,26 +221,73 @@ def month_starts(year: int) -> list[np.datetime64]:
 
 
 class ForcingSource:
-    """A provider restricted to a rank's cells, with an optional cache of whole months."""
+    """A provider restricted to a rank's cells, with an optional cache of whole months and
+    an optional prefetch.
 
-    def __init__(self, provider: ForcingProvider, rows, cols, cache_years=()):
+    With ``prefetch``, every provider read runs in one background thread, and
+    :meth:`month` starts reading the month the caller says comes next while the
+    caller runs the kernel on this one (the kernel releases the GIL).  Reads stay
+    sequential and in the same order as without prefetch, so results are identical;
+    an error of a prefetched month is raised when that month is asked for.
+    """
+
+    def __init__(self, provider: ForcingProvider, rows, cols, cache_years=(),
+                 prefetch: bool = False):
         self.provider, self.rows, self.cols = provider, rows, cols
         self.cache_years = set(cache_years)
         self._cache: dict = {}
+        self._pool = None
+        if prefetch:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="noahtibet-forcing")
+        self._pending = None        # ((year, month), Future) of the month read ahead
 
     def clear_cache(self) -> None:
         self._cache.clear()
         self.cache_years = set()
 
-    def month(self, year: int, month: int):
+    def _read(self, year: int, month: int):
+        starts = month_starts(year)
+        return self.provider.read(self.rows, self.cols, starts[month - 1], starts[month])
+
+    def month(self, year: int, month: int, following: tuple[int, int] | None = None):
+        """Forcing (times, values) of a calendar month; ``following``: the (year, month)
+        the caller will ask for next (read ahead when prefetching)."""
         key = (year, month)
         if key in self._cache:
-            return self._cache[key]
-        starts = month_starts(year)
-        times, forcing = self.provider.read(self.rows, self.cols, starts[month - 1], starts[month])
+            result = self._cache[key]
+        elif self._pool is None:
+            result = self._read(year, month)
+        else:
+            pending, self._pending = self._pending, None
+            if pending is not None and pending[0] == key:
+                result = pending[1].result()          # raises the read's error, if any
+            else:
+                if pending is not None:               # a month not asked for after all
+                    pending[1].exception()            # wait; its outcome does not matter
+                result = self._pool.submit(self._read, year, month).result()
         if year in self.cache_years:
-            self._cache[key] = (times, forcing)
-        return times, forcing
+            self._cache[key] = result
+        if self._pool is not None and following is not None and \
+                tuple(following) not in self._cache:
+            self._pending = (tuple(following), self._pool.submit(self._read, *following))
+        return result
+
+    def settle(self) -> None:
+        """Wait until no read is in progress (before the caller uses netCDF/HDF5 itself:
+        the libraries are not used from two threads at once)."""
+        if self._pending is not None:
+            self._pending[1].exception()
+
+    def close(self) -> None:
+        """Drop a read ahead (waiting for it) and stop the thread; a later :meth:`month`
+        reads in the calling thread."""
+        pending, self._pending = self._pending, None
+        if pending is not None and not pending[1].cancel():
+            pending[1].exception()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,7 +424,8 @@ class Simulation:
         cache = cfg.forcing.cache_spinup and spin.cycles > 1
         self.forcing = ForcingSource(
             self.model.provider, self.local.rows, self.local.cols,
-            cache_years=range(spin.start_year, spin.end_year + 1) if cache else ())
+            cache_years=range(spin.start_year, spin.end_year + 1) if cache else (),
+            prefetch=cfg.forcing.prefetch)
         self.point_cells = self._point_cells()
         self._cold = True        # no step run yet from the cold-start state
         self._prev_tmax = None   # annual maximum temperatures of the previous year
@@ -396,11 +450,15 @@ class Simulation:
                 out[name] = int(pos[0])
         return out
 
-    def _run_year(self, year: int, diag: AnnualDiagnostics, daily: dict | None = None) -> None:
-        """Advance the local columns through one calendar year."""
+    def _run_year(self, year: int, diag: AnnualDiagnostics, daily: dict | None = None,
+                  next_year: int | None = None) -> None:
+        """Advance the local columns through one calendar year (``next_year``: the year
+        run after this one, if any, whose January can be read ahead)."""
         loc = self.local
         for month in range(1, 13):
-            times, forcing = self.forcing.month(year, month)
+            following = (year, month + 1) if month < 12 else \
+                ((next_year, 1) if next_year is not None else None)
+            times, forcing = self.forcing.month(year, month, following)
             if self._cold:   # the legacy driver's Q1 = Q2 on the very first step
                 qi = layout.index(layout.SURFACE_STATE, "q1")
                 loc.state.surface[:, qi] = forcing[0, layout.index(layout.FORCING,
@@ -463,6 +521,12 @@ class Simulation:
     # ---- stages ------------------------------------------------------------------------------
     def run(self, resume: bool = False, stages: tuple = ("spinup", "transient")) -> RunSummary:
         """Run the given stages; with ``resume`` continue from the newest restart."""
+        try:
+            return self._run(resume, stages)
+        finally:
+            self.forcing.close()
+
+    def _run(self, resume: bool, stages: tuple) -> RunSummary:
         with abort_on_error(self.comm):
             t0 = time.perf_counter()
             start = self._resume_point() if resume else {"stage": "cold"}
@@ -532,9 +596,11 @@ class Simulation:
         for cycle in range(first_cycle, cfg.cycles + 1):
             tsum = np.zeros_like(self.local.state.stc)
             count = 0
-            for year in years:
+            for i, year in enumerate(years):
                 diag = AnnualDiagnostics.empty(self.local.n, self.local.state.nlay)
-                self._run_year(year, diag)
+                nxt = years[i + 1] if i + 1 < len(years) else \
+                    (years[0] if cycle < cfg.cycles else None)
+                self._run_year(year, diag, next_year=nxt)
                 tsum += diag.tsum
                 count = count + diag.count
             # the last spin-up year is the "previous year" of the first transient year
@@ -554,6 +620,7 @@ class Simulation:
                 history.append(stats)
                 converged = cfg.tolerance > 0 and bool(np.all(all_change < cfg.tolerance))
             converged = self.comm.bcast(converged, root=0)
+            self.forcing.settle()
             state = self._gather_state()
             mean_all = self._gather(mean)
             prev_all = self._gather(self._prev_tmax)
@@ -573,6 +640,7 @@ class Simulation:
                              cfg.tolerance)
                 break
         self.forcing.clear_cache()   # the transient run reads each month once
+        self.forcing.settle()
         if self.comm.rank == 0:
             self._write_spinup_report(history)
 
@@ -613,7 +681,9 @@ class Simulation:
             t0 = time.perf_counter()
             diag = AnnualDiagnostics.empty(self.local.n, self.local.state.nlay)
             daily: dict = {}
-            self._run_year(year, diag, daily=daily)
+            self._run_year(year, diag, daily=daily,
+                           next_year=year + 1 if year < cfg.end_year else None)
+            self.forcing.settle()
             self._year_outputs(year, diag, prev_tmax, daily)
             prev_tmax = diag.tmax.copy()
             state = self._gather_state()
