@@ -281,28 +281,30 @@ def test_kappa_edge_cases():
 def test_a_failing_parameter_set_is_dropped_without_changing_the_others(tmp_path):
     """Porosity x 1e-6 makes the kernel fail: that set is reported and dropped, the month
     is repeated without it, and the other sets equal a batch that never held it."""
-    from noahtibet.calibration.engine import CellBlock, build_pairs, cold_start, run_year
+    from noahtibet.calibration.engine import CellBlock, build_pairs, run_year, start_pairs
     from noahtibet.calibration.space import Entry, ParameterSpace
     from noahtibet.simulation import build_model, physics_options
 
     data = {"domain": {"kind": "demo", "spacing": 1.0, "max_cells": 3},
             "spinup": {"start_year": 2007, "end_year": 2007, "cycles": 1},
             "run": {"start_year": 2007, "end_year": 2007, "product_start_year": 2007},
-            "output": {"directory": str(tmp_path)}, "calibration": {"reference_year": 2007}}
-    cfg, _, _ = settings.from_dict(data, "<test>")
+            "output": {"directory": str(tmp_path)},
+            "calibration": {"reference_year": 2007, "protocol": "full"}}
+    cfg, cal, _ = settings.from_dict(data, "<test>")
     model = build_model(cfg)
     space = ParameterSpace([Entry("X", "MAXSMC", "global", "multiplier", 1e-9, 10.0)])
     block = CellBlock(cfg, model, np.arange(3))
     options, dt = physics_options(cfg).as_array(), cfg.physics.timestep
+    protocol = settings.trial_protocol(cfg, cal)
 
     def run(sets):
         n = 3 * len(sets)
         pc = build_pairs(block, space, sets, np.arange(n), np.arange(n) // 3, np.arange(n) % 3)
-        cold_start(pc, 0.5)
+        start_pairs(pc, protocol, 0.5)
         return pc, run_year(block, pc, 2007, dt, options)
 
     pc, diag = run([{"X": 1.05}, {"X": 1e-6}, {}])
-    assert list(pc.failed) == [1] and "NaN or infinite" in pc.failed[1]
+    assert list(pc.failed) == [1] and "NaN or infinite" in pc.failed[1][2]
     assert list(pc.set_index) == [0, 0, 0, 2, 2, 2]
     ref_pc, ref_diag = run([{"X": 1.05}, {}])
     np.testing.assert_array_equal(diag.tmax, ref_diag.tmax)
@@ -545,7 +547,8 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
     ens = settings.EnsembleSettings(members=2, parameter_file=tc.ens.parameter_file,
                                     directory=str(twin.out / "ensemble"))
     run_ensemble(tc.cfg, tc.cal, ens, SerialComm(), model=twin.model)
-    members, _ = read_ensemble_file(tc.ens.parameter_file)
+    members, _, info = read_ensemble_file(tc.ens.parameter_file)
+    assert info["protocol"] == "full"
     assert [m["trial"] for m in members[:2]] == [r["tid"] for r in tc.result.ranking[:2]]
     out = Path(ens.directory)
     model = twin.model
@@ -575,7 +578,7 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
         assert set(np.unique(p[np.isfinite(p)])) <= {0.0, 0.5, 1.0}
     # resume: the last year again from the restart of the year before gives the same files
     first = {k: v.copy() for k, v in g10.items()}
-    (out / "restart" / "transient_2010.nc").unlink()
+    (out / "restart" / "transient_2010.json").unlink()
     (out / "annual" / "ensemble_2010.nc").unlink()
     run_ensemble(tc.cfg, tc.cal, ens, SerialComm(), model=twin.model, resume=True)
     again = read_year(out, 2010)
@@ -583,11 +586,17 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
         np.testing.assert_array_equal(again[k], first[k])
     with open(out / "member_kappa.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["member"] for r in rows] == ["1", "2", "ensemble_mean"]
+    assert [r["member"] for r in rows] == ["default", "1", "2", "ensemble_mean"]
     rows_, cols_ = model.simulated.cell_rows_cols
     for m in range(2):
         sim_map = np.full(model.grid.shape, NODATA, np.uint8)
         sim_map[rows_, cols_] = mc[m]
         sim_map[model.lake_mask(2010)] = NODATA
         want = _oracle(sim_map, ref, np.ones(model.grid.shape, bool))
-        assert float(rows[m]["kappa_domain_2010"]) == pytest.approx(want["kappa"], abs=1e-12)
+        row = rows[m + 1]
+        assert float(row["kappa_domain_2010"]) == pytest.approx(want["kappa"], abs=1e-12)
+        # the sensitive-cell kappa of the ensemble run is the member's calibration kappa
+        assert float(row["kappa_sensitive_cells_2010"]) == float(
+            row["calibration_kappa_sensitive_cells"]) == tc.result.ranking[m]["kappa"]
+    assert float(rows[0]["kappa_sensitive_cells_2010"]) == pytest.approx(
+        tc.result.baseline["kappa"], abs=1e-12)

@@ -42,7 +42,7 @@ def demo_settings(cfg, **overrides):
     ens = settings_mod.EnsembleSettings(
         members=min(13, cal.trials), directory=str(out / "ensemble"),
         parameter_file=str(Path(cal.directory) / "ensemble_parameters.toml"))
-    settings_mod._validate(cfg.path, cal, ens, cfg)
+    settings_mod.validate(cfg.path, cal, ens, cfg)
     return cal, ens
 
 

@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +46,9 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..parallel import SerialComm, abort_on_error
-from ..simulation import _atomic_target, build_model, config_digest
+from ..simulation import build_model, config_digest
 from . import settings as settings_mod
+from .common import atomic_output, on_root, write_json
 from .space import (DEFAULT_SPACE, ParameterSpace, class_columns, load_space,
                     warn_inactive)
 from .trials import (TrialEvaluator, check_space_on_cells, default_run, default_start_state,
@@ -160,26 +160,15 @@ def run_digest(cfg, cal, space: ParameterSpace, sens=None) -> dict:
     }
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
 def save_checkpoint(path: Path, digest: dict, records: list, rng, batches: int,
                     baseline, sensitive: dict) -> None:
     import hyperopt
 
-    _write_json(path, {"version": CHECKPOINT_VERSION, "noahtibet_version": __version__,
+    write_json(path, {"version": CHECKPOINT_VERSION, "noahtibet_version": __version__,
                        "hyperopt_version": hyperopt.__version__,
-                       "digest": digest, "batches": batches, "trials": records,
-                       "rng_state": rng.bit_generator.state, "baseline": baseline,
-                       "sensitive": sensitive})
+                      "digest": digest, "batches": batches, "trials": records,
+                      "rng_state": rng.bit_generator.state, "baseline": baseline,
+                      "sensitive": sensitive})
 
 
 def load_checkpoint(path: Path, digest: dict):
@@ -217,9 +206,8 @@ def ranking(records: list) -> list:
 
 def write_trial_table(path: Path, records: list, names: list) -> None:
     ranks = {r["tid"]: i + 1 for i, r in enumerate(ranking(records))}
-    tmp = _atomic_target(path)
     best = -math.inf
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["trial", "batch", "rank", "status", "kappa", "best_kappa_so_far",
                     "overall_agreement", "quantity_disagreement", "allocation_disagreement",
@@ -234,7 +222,6 @@ def write_trial_table(path: Path, records: list, names: list) -> None:
                         repr(r["allocation_disagreement"]), r["n_cells"],
                         r["reference_permafrost"], r["simulated_permafrost"]]
                        + [repr(r["values"][n]) for n in names] + [r.get("message", "")])
-    os.replace(tmp, path)
 
 
 def _toml_str(s: str) -> str:
@@ -259,13 +246,19 @@ def write_ensemble_file(path: Path, members: list, space: ParameterSpace, info: 
                   f"kappa = {r['kappa']!r}", f"overall_agreement = {r['overall_agreement']!r}",
                   "[member.values]"]
         lines += [f"{n} = {r['values'][n]!r}" for n in space.names]
-    tmp = _atomic_target(path)
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def protocol_keys(cal) -> dict:
+    """The calibration settings that define its trials' protocol (kept in the ensemble file)."""
+    return {"protocol": cal.protocol, "spinup_cycles": cal.spinup_cycles,
+            "continue_from_year": cal.continue_from_year}
 
 
 def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
-    """(members, space): members = [{"member", "trial", "kappa", "values"}], validated."""
+    """(members, space, info): members = [{"member", "trial", "kappa", "values"}], validated;
+    info = the file's top-level keys (protocol, reference year, ...)."""
     import tomllib
 
     path = Path(path)
@@ -283,7 +276,7 @@ def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
     if data.get("space_digest") not in (None, space.digest()):
         raise ConfigError("was written for a different parameter space", path=str(path),
                           field="space_digest", value=data.get("space_digest"))
-    members = data.get("member", [])
+    members = data.pop("member", [])
     if not members:
         raise ConfigError("holds no [[member]]", path=str(path), field="member")
     out = []
@@ -291,7 +284,7 @@ def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
         values = space.check_values(m.get("values", {}), where=f"{path} member {i + 1}")
         out.append({"member": int(m.get("member", i + 1)), "trial": m.get("trial"),
                     "kappa": m.get("kappa"), "values": values})
-    return out, space
+    return out, space, data
 
 
 def write_convergence_plot(path: Path, records: list, baseline: dict | None,
@@ -318,33 +311,16 @@ def write_convergence_plot(path: Path, records: list, baseline: dict | None,
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = _atomic_target(path)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
 # The calibration
 # --------------------------------------------------------------------------------------------
-
-def _share(comm, fn):
-    """Run ``fn`` on rank 0 and broadcast its result, or its exception, to every rank."""
-    payload = None
-    if comm.rank == 0:
-        try:
-            payload = ("ok", fn())
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
-            payload = ("error", exc)
-    payload = comm.bcast(payload, root=0)
-    if payload[0] == "error":
-        raise payload[1]
-    return payload[1]
-
 
 def prepare_space(cfg, cal, model) -> ParameterSpace:
     """The calibrated space: the file, checked on the domain's classes, then the subset."""
@@ -380,7 +356,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
         model = model or build_model(cfg)
         if comm.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-        space = _share(comm, lambda: prepare_space(cfg, cal, model))
+        space = on_root(comm, lambda: prepare_space(cfg, cal, model))
         ref_path = reference_path(cfg, cal, comm)
         sim = default_run(cfg, cal, comm, model)
 
@@ -398,7 +374,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                      sens.summary["default_kappa_domain"], sens.summary["valid_cells"])
             return sens
 
-        sens = _share(comm, select)
+        sens = on_root(comm, select)
         result = CalibrationResult(out, sensitive=sens.summary)
         if sens.n == 0:
             if comm.rank == 0:
@@ -406,9 +382,9 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                             "map everywhere; nothing to calibrate")
             return result
         start = None
-        if cal.protocol == "continued":
-            start = _share(comm, lambda: default_start_state(sim, sens.cells,
-                                                              cal.continue_from_year))
+        protocol = settings_mod.trial_protocol(cfg, cal)
+        if protocol.start != "cold":
+            start = on_root(comm, lambda: default_start_state(sim, sens.cells, protocol))
         digest = run_digest(cfg, cal, space, sens)
         ckpt = out / CHECKPOINT
 
@@ -422,7 +398,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                 log.info("starting a new calibration (overwriting %s)", ckpt)
             return [], np.random.default_rng(cal.seed), 0, None
 
-        records, rng, batches, baseline = _share(comm, restore)
+        records, rng, batches, baseline = on_root(comm, restore)
         evaluator = TrialEvaluator(cfg, cal, model, space, sens, comm, start)
         done_here = 0
         while len(records) < cal.trials:
@@ -477,7 +453,7 @@ def finish(out: Path, cal, space, records, baseline, sensitive, result, n_member
     write_ensemble_file(out / ENSEMBLE_FILE, members, space, {
         "reference_year": cal.reference_year, "sensitive_cells": sensitive["sensitive_cells"],
         "default_kappa": baseline["kappa"] if baseline else math.nan, "trials": len(records),
-        "protocol": cal.protocol})
+        **protocol_keys(cal)})
     write_convergence_plot(out / CONVERGENCE_PLOT, records, baseline, sensitive)
     summary = {
         "trials": len(records), "failed_trials": sum(r["status"] != "ok" for r in records),
@@ -487,7 +463,7 @@ def finish(out: Path, cal, space, records, baseline, sensitive, result, n_member
         "column_years": result.column_years, "seconds": result.seconds,
         "settings": settings_mod.as_dict(cal),
     }
-    _write_json(out / SUMMARY, summary)
+    write_json(out / SUMMARY, summary)
     if ranked:
         log.info("calibration done: %d trials, best kappa %.4f (trial %d) vs default %.4f; "
                  "ensemble of %d in %s", len(records), ranked[0]["kappa"], ranked[0]["tid"],
