@@ -100,6 +100,7 @@ class EnsembleSettings:
     parameter_file: str = ""       # "" -> <calibration directory>/ensemble_parameters.toml
     directory: str = ""            # "" -> <output.directory>/ensemble
     protocol: str = "calibration"  # calibration (the trials' protocol) | full (cold start)
+    end_year: int = 0              # last year of the members (0: run.end_year)
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,12 @@ def trial_protocol(cfg, cal: CalibrationSettings, last_year: int | None = None) 
 
 def ensemble_protocol(cfg, cal: CalibrationSettings, ens: EnsembleSettings) -> Protocol:
     """The protocol of the ensemble members: the trials' (to the run's end) or the product's."""
+    last = ens.end_year or cfg.run.end_year
     if ens.protocol == "calibration":
-        return trial_protocol(cfg, cal, cfg.run.end_year)
+        return trial_protocol(cfg, cal, last)
     sp = cfg.spinup
     return Protocol("full", "cold", 0, sp.cycles, tuple(range(sp.start_year, sp.end_year + 1)),
-                    cfg.run.start_year, cfg.run.end_year)
+                    cfg.run.start_year, last)
 
 
 _section = config_mod._section   # the same key / type validation as the run configuration
@@ -192,6 +194,10 @@ def validate(path, c: CalibrationSettings, e: EnsembleSettings, cfg) -> None:
         (e.members >= 1, "ensemble.members", e.members, "must be >= 1"),
         (e.protocol in ENSEMBLE_PROTOCOLS, "ensemble.protocol", e.protocol,
          f"must be one of {', '.join(ENSEMBLE_PROTOCOLS)}"),
+        (e.end_year == 0 or c.reference_year <= e.end_year <= cfg.run.end_year,
+         "ensemble.end_year", e.end_year,
+         f"must be 0 or a year from calibration.reference_year ({c.reference_year}) to "
+         f"run.end_year ({cfg.run.end_year})"),
     ]
     for ok, key, value, reason in checks:
         if not ok:
