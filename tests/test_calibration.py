@@ -888,3 +888,22 @@ def test_cli_refuses_a_bad_trial_count(tmp_path):
     args = parser.parse_args(["calibrate", str(path), "--trials", "0", "--mpi", "off"])
     with pytest.raises(ConfigError, match="calibration.toml.*calibration.trials.*0"):
         args.func(args)
+
+
+def test_one_configuration_file_serves_the_run_and_the_calibration(tmp_path):
+    """A run of the file is the calibration's default run (same digest), so the product
+    run can be reused with calibration.default_run; typos in [calibration] are still refused."""
+    from noahtibet import config
+    from noahtibet.simulation import config_digest
+
+    path = tmp_path / "plateau.toml"
+    path.write_text(_toml(base_config(tmp_path)))
+    run_cfg = config.load(path)
+    cfg, cal, ens = settings.load(path)
+    assert config_digest(run_cfg) == config_digest(cfg) and cal.trials == 12
+    data = base_config(tmp_path)
+    data["ensemble"]["protocl"] = "full"
+    path.write_text(_toml(data))
+    config.load(path)
+    with pytest.raises(ConfigError, match="ensemble.protocl.*did you mean 'protocol'"):
+        settings.load(path)

@@ -2,7 +2,8 @@
 
 They live in the run configuration file next to the sections of
 :mod:`noahtibet.config`, which describe the model run the calibration tunes
-(domain, forcing, physics, spin-up, run period)::
+(domain, forcing, physics, spin-up, run period); ``noahtibet run`` ignores them,
+so one file serves the product run and its calibration::
 
     [calibration]
     trials = 200            # number of trials (parameter sets) evaluated in total
@@ -14,6 +15,7 @@ They live in the run configuration file next to the sections of
 
     [ensemble]
     members = 13
+    protocol = "calibration"   # the trials' protocol (default) | full (cold start)
 
 Every key, its default and meaning is in :class:`CalibrationSettings` and
 :class:`EnsembleSettings`; an unknown key or a bad value is a
