@@ -647,8 +647,7 @@ def _failure_setup(out):
 
     cfg, cal, _ = settings.from_dict({**FAILURE_CONFIG, "output": {"directory": str(out)}},
                                      "<test>")
-    sens = Sensitive(np.arange(4), np.array([True, False, True, False]), np.zeros(4, bool), 0,
-                     {})
+    sens = Sensitive(np.arange(4), np.array([True, False, True, False]), 0, {})
     return cfg, cal, build_model(cfg), load_space().subset(["TBOT", "SALP"]), sens
 
 

@@ -13,7 +13,7 @@
    in the history as pending trials, which TPE scores as infinitely bad, so a
    batch spreads out instead of repeating one point.  The batch is evaluated by
    all ranks in one kernel pass and the results are told back (loss = -kappa;
-   a failed trial has no loss).  Because the batch size does not depend on the
+   a failed trial has no loss, which TPE also treats as infinitely bad).  Because the batch size does not depend on the
    number of ranks and kappa is bit-identical on any number of ranks, the same
    seed gives the same history on 1 or N ranks;
 3. after every batch, ``trials.json`` (every trial, the generator state, the
@@ -22,8 +22,9 @@
    where the last complete batch left: a batch interrupted by a kill is asked
    again from the same generator state and gives the same candidates;
 4. at the end: ranking (kappa descending, then trial number), the best
-   ``members`` as ``ensemble_parameters.toml``, ``convergence.png`` (best kappa
-   against the number of trials) and ``calibration_summary.json``.
+   ``members`` as ``ensemble_parameters.toml`` (with the settings of the trials'
+   protocol, which the ensemble repeats), ``convergence.png`` (best kappa against
+   the number of trials) and ``calibration_summary.json``.
 
 The first batch also evaluates the default parameters under the trial protocol
 (the "baseline", not told to TPE), so the improvement is measured against the
@@ -383,6 +384,8 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
             return result
         start = None
         protocol = settings_mod.trial_protocol(cfg, cal)
+        if comm.rank == 0:
+            log.info("trial protocol %s", protocol.describe())
         if protocol.start != "cold":
             start = on_root(comm, lambda: default_start_state(sim, sens.cells, protocol))
         digest = run_digest(cfg, cal, space, sens)
@@ -440,12 +443,13 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
         result.column_years = comm.allreduce(evaluator.column_years, op="sum")
         result.seconds = time.perf_counter() - t0
         if comm.rank == 0:
-            finish(out, cal, space, records, baseline, sens.summary, result, members)
+            finish(out, cal, space, records, baseline, sens.summary, result, members, protocol)
         comm.barrier()
     return result
 
 
-def finish(out: Path, cal, space, records, baseline, sensitive, result, n_members) -> None:
+def finish(out: Path, cal, space, records, baseline, sensitive, result, n_members,
+           protocol) -> None:
     """Ranking, ensemble file, convergence plot and summary (rank 0)."""
     ranked = ranking(records)
     members = ranked[:n_members]
@@ -461,7 +465,7 @@ def finish(out: Path, cal, space, records, baseline, sensitive, result, n_member
         "members": [{"member": i + 1, "trial": r["tid"], "kappa": r["kappa"]}
                     for i, r in enumerate(members)],
         "column_years": result.column_years, "seconds": result.seconds,
-        "settings": settings_mod.as_dict(cal),
+        "settings": settings_mod.as_dict(cal), "protocol": protocol.as_dict(),
     }
     write_json(out / SUMMARY, summary)
     if ranked:

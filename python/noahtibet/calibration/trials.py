@@ -196,7 +196,6 @@ class Sensitive:
 
     cells: np.ndarray                 # (S,) column indices, increasing
     reference_permafrost: np.ndarray  # (S,) bool
-    default_permafrost: np.ndarray    # (S,) bool
     disagreeing: int                  # cells where the default run disagrees
     summary: dict
 
@@ -247,7 +246,7 @@ def sensitive_cells(model, default_classes: np.ndarray, reference: np.ndarray,
         "default_permafrost_cells": int((valid & dpf).sum()),
     }
     r, c = rows[cells], cols[cells]
-    return Sensitive(cells, rpf[r, c], dpf[r, c], int(disagree.sum()), summary)
+    return Sensitive(cells, rpf[r, c], int(disagree.sum()), summary)
 
 
 def write_sensitive(path_dir: Path, model, sens: Sensitive, reference, default_classes) -> None:
