@@ -184,8 +184,11 @@ def run_ensemble(cfg, cal, ens, comm=None, *, resume: bool = False, model=None,
         mlist, space = on_root(comm, lambda: read_members(cal, ens, members))
         M = len(mlist)
         result = EnsembleResult(out, members=mlist, protocol=protocol.as_dict())
+        # what the restarts depend on (not the last year: a run can be extended)
         digest = {"config": config_digest(cfg), "members": _members_digest(mlist),
-                  "space": space.digest(), "protocol": protocol.as_dict()}
+                  "space": space.digest(),
+                  "protocol": {k: v for k, v in protocol.as_dict().items()
+                               if k not in ("last_year", "description")}}
         digest_text = json.dumps(digest, sort_keys=True)
         ncell = model.ncol
         my_cells = partition(ncell, comm.size, comm.rank)
