@@ -281,28 +281,30 @@ def test_kappa_edge_cases():
 def test_a_failing_parameter_set_is_dropped_without_changing_the_others(tmp_path):
     """Porosity x 1e-6 makes the kernel fail: that set is reported and dropped, the month
     is repeated without it, and the other sets equal a batch that never held it."""
-    from noahtibet.calibration.engine import CellBlock, build_pairs, cold_start, run_year
+    from noahtibet.calibration.engine import CellBlock, build_pairs, run_year, start_pairs
     from noahtibet.calibration.space import Entry, ParameterSpace
     from noahtibet.simulation import build_model, physics_options
 
     data = {"domain": {"kind": "demo", "spacing": 1.0, "max_cells": 3},
             "spinup": {"start_year": 2007, "end_year": 2007, "cycles": 1},
             "run": {"start_year": 2007, "end_year": 2007, "product_start_year": 2007},
-            "output": {"directory": str(tmp_path)}, "calibration": {"reference_year": 2007}}
-    cfg, _, _ = settings.from_dict(data, "<test>")
+            "output": {"directory": str(tmp_path)},
+            "calibration": {"reference_year": 2007, "protocol": "full"}}
+    cfg, cal, _ = settings.from_dict(data, "<test>")
     model = build_model(cfg)
     space = ParameterSpace([Entry("X", "MAXSMC", "global", "multiplier", 1e-9, 10.0)])
     block = CellBlock(cfg, model, np.arange(3))
     options, dt = physics_options(cfg).as_array(), cfg.physics.timestep
+    protocol = settings.trial_protocol(cfg, cal)
 
     def run(sets):
         n = 3 * len(sets)
         pc = build_pairs(block, space, sets, np.arange(n), np.arange(n) // 3, np.arange(n) % 3)
-        cold_start(pc, 0.5)
+        start_pairs(pc, protocol, 0.5)
         return pc, run_year(block, pc, 2007, dt, options)
 
     pc, diag = run([{"X": 1.05}, {"X": 1e-6}, {}])
-    assert list(pc.failed) == [1] and "NaN or infinite" in pc.failed[1]
+    assert list(pc.failed) == [1] and "NaN or infinite" in pc.failed[1][2]
     assert list(pc.set_index) == [0, 0, 0, 2, 2, 2]
     ref_pc, ref_diag = run([{"X": 1.05}, {}])
     np.testing.assert_array_equal(diag.tmax, ref_diag.tmax)
@@ -545,7 +547,8 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
     ens = settings.EnsembleSettings(members=2, parameter_file=tc.ens.parameter_file,
                                     directory=str(twin.out / "ensemble"))
     run_ensemble(tc.cfg, tc.cal, ens, SerialComm(), model=twin.model)
-    members, _ = read_ensemble_file(tc.ens.parameter_file)
+    members, _, info = read_ensemble_file(tc.ens.parameter_file)
+    assert info["protocol"] == "full"
     assert [m["trial"] for m in members[:2]] == [r["tid"] for r in tc.result.ranking[:2]]
     out = Path(ens.directory)
     model = twin.model
@@ -575,7 +578,7 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
         assert set(np.unique(p[np.isfinite(p)])) <= {0.0, 0.5, 1.0}
     # resume: the last year again from the restart of the year before gives the same files
     first = {k: v.copy() for k, v in g10.items()}
-    (out / "restart" / "transient_2010.nc").unlink()
+    (out / "restart" / "transient_2010.json").unlink()
     (out / "annual" / "ensemble_2010.nc").unlink()
     run_ensemble(tc.cfg, tc.cal, ens, SerialComm(), model=twin.model, resume=True)
     again = read_year(out, 2010)
@@ -583,11 +586,323 @@ def test_ensemble_members_mean_probability_and_products(twin, twin_calibration):
         np.testing.assert_array_equal(again[k], first[k])
     with open(out / "member_kappa.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["member"] for r in rows] == ["1", "2", "ensemble_mean"]
+    assert [r["member"] for r in rows] == ["default", "1", "2", "ensemble_mean"]
     rows_, cols_ = model.simulated.cell_rows_cols
     for m in range(2):
         sim_map = np.full(model.grid.shape, NODATA, np.uint8)
         sim_map[rows_, cols_] = mc[m]
         sim_map[model.lake_mask(2010)] = NODATA
         want = _oracle(sim_map, ref, np.ones(model.grid.shape, bool))
-        assert float(rows[m]["kappa_domain_2010"]) == pytest.approx(want["kappa"], abs=1e-12)
+        row = rows[m + 1]
+        assert float(row["kappa_domain_2010"]) == pytest.approx(want["kappa"], abs=1e-12)
+        # the sensitive-cell kappa of the ensemble run is the member's calibration kappa
+        assert float(row["kappa_sensitive_cells_2010"]) == float(
+            row["calibration_kappa_sensitive_cells"]) == tc.result.ranking[m]["kappa"]
+    assert float(rows[0]["kappa_sensitive_cells_2010"]) == pytest.approx(
+        tc.result.baseline["kappa"], abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Failed trials: the same failure on any number of ranks
+# ------------------------------------------------------------------------------------------
+
+FAILURE_CONFIG = {
+    "domain": {"kind": "demo", "spacing": 1.0, "max_cells": 4},
+    "spinup": {"start_year": 2007, "end_year": 2007, "cycles": 1},
+    "run": {"start_year": 2007, "end_year": 2007, "product_start_year": 2007},
+    "calibration": {"reference_year": 2007, "protocol": "full"},
+}
+# set "b" fails on cell 0 in September of the spin-up year and on cell 3 in March: a rank
+# holding only cell 0 sees the September failure, but the run fails first in March
+FAILURES = {("b, cell 0 ", (2007, 9)), ("b, cell 3 ", (2007, 3))}
+
+
+def inject_failures(monkeypatch_setattr, failures=FAILURES):
+    """Make the kernel report a failure of the columns whose label starts with a given
+    text in a given (year, month), as a parameter set that breaks the physics would."""
+    from noahtibet.calibration import engine
+    from noahtibet.kernel import KernelError
+    from noahtibet.simulation import ForcingSource
+
+    now = []
+    real_month, real_run = ForcingSource.month, engine.run_columns
+
+    def month(self, year, m):
+        now[:] = [(year, m)]
+        return real_month(self, year, m)
+
+    def run_columns(*args, labels=None, **kwargs):
+        real_run(*args, labels=labels, **kwargs)
+        for j, label in enumerate(labels):
+            if any(label.startswith(text) and now[0] == ym for text, ym in failures):
+                raise KernelError(j, 7, 1, label)
+
+    monkeypatch_setattr(ForcingSource, "month", month)
+    monkeypatch_setattr(engine, "run_columns", run_columns)
+
+
+def _failure_setup(out):
+    from noahtibet.calibration.trials import Sensitive
+    from noahtibet.simulation import build_model
+
+    cfg, cal, _ = settings.from_dict({**FAILURE_CONFIG, "output": {"directory": str(out)}},
+                                     "<test>")
+    sens = Sensitive(np.arange(4), np.array([True, False, True, False]), 0, {})
+    return cfg, cal, build_model(cfg), load_space().subset(["TBOT", "SALP"]), sens
+
+
+def test_a_set_failing_on_several_cells_reports_its_earliest_failure_on_any_split(
+        tmp_path, monkeypatch):
+    """Pairs split as two ranks would hold them report, once merged, the failure that
+    one rank holding every pair reports: the earliest month, then the lowest pair."""
+    from noahtibet.calibration.engine import (CellBlock, build_pairs, merge_failures,
+                                              run_year, start_pairs)
+    from noahtibet.simulation import physics_options
+
+    inject_failures(monkeypatch.setattr)
+    cfg, cal, model, space, _ = _failure_setup(tmp_path)
+    protocol = settings.trial_protocol(cfg, cal)
+    sets = [{}, {"TBOT": 0.5}, {"SALP": 3.0}]
+    options, dt = physics_options(cfg).as_array(), cfg.physics.timestep
+
+    def run(pairs):
+        cells = np.unique(pairs % 4)
+        block = CellBlock(cfg, model, cells)
+        pc = build_pairs(block, space, sets, pairs, pairs // 4,
+                         np.searchsorted(cells, pairs % 4), ["a", "b", "c"])
+        start_pairs(pc, protocol, 0.5)
+        for year in (2007, 2007):        # spin-up year, then the transient year
+            run_year(block, pc, year, dt, options)
+        return pc.failed
+
+    whole = run(np.arange(12))
+    assert list(whole) == [1] and "2007-03" in whole[1][2] and whole[1][1] == 7
+    split = merge_failures([run(np.arange(0, 6)), run(np.arange(6, 12))])
+    assert split == whole
+    # the split on which the rank holding the lower pairs fails later (September)
+    lower_first = [run(np.arange(0, 5)), run(np.arange(5, 12))]
+    assert "2007-09" in lower_first[0][1][2]
+    assert merge_failures(lower_first) == whole
+
+
+def _failure_results(cfg, cal, model, space, sens, comm):
+    from noahtibet.calibration.trials import TrialEvaluator
+
+    ev = TrialEvaluator(cfg, cal, model, space, sens, comm)
+    results, _ = ev.evaluate([{}, {"TBOT": 0.5}, {"SALP": 3.0}], ["a", "b", "c"])
+    return results
+
+
+def test_a_failed_trial_has_no_confusion_matrix(tmp_path, monkeypatch):
+    inject_failures(monkeypatch.setattr)
+    results = _failure_results(*_failure_setup(tmp_path), SerialComm())
+    assert [r["status"] for r in results] == ["ok", "failed", "ok"]
+    assert results[1]["confusion"] == [[0, 0], [0, 0]] and math.isnan(results[1]["kappa"])
+    assert results[1]["message"].startswith("b, cell 3 ") and "2007-03" in results[1]["message"]
+    assert sum(map(sum, results[0]["confusion"])) == 4
+
+
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
+def test_trial_results_with_a_failed_set_are_the_same_on_two_ranks(tmp_path, monkeypatch):
+    """Rank 0 holds set b on cells 0-1 (failing in September), rank 1 on cells 2-3
+    (failing in March): both ranks' results equal one rank's, message and matrix."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_calibration import _failure_setup, _failure_results, inject_failures
+        from noahtibet.parallel import get_comm
+        inject_failures(setattr)
+        comm = get_comm(True)
+        assert comm.size == 2
+        res = _failure_results(*_failure_setup({str(tmp_path / "mpi")!r}), comm)
+        with open({str(tmp_path)!r} + f"/rank{{comm.rank}}.json", "w") as fh:
+            json.dump(res, fh)
+    """))
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    inject_failures(monkeypatch.setattr)
+    serial = _failure_results(*_failure_setup(tmp_path / "serial"), SerialComm())
+    for rank in (0, 1):
+        got = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert json.dumps(got, sort_keys=True) == json.dumps(serial, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------
+# The ensemble under the calibration's protocol; per-rank restarts
+# ------------------------------------------------------------------------------------------
+
+def test_restart_points_are_complete_bounded_and_readable_on_any_split(tmp_path):
+    """A point exists once its manifest does; any cell range reads back its rows only; the
+    last two points are kept."""
+    from noahtibet.calibration.restarts import RestartSet
+    from noahtibet.kernel import ColumnState
+
+    M, ncell, nlay, nsurf = 3, 7, 4, len(layout.SURFACE_STATE)
+
+    def state(seed):
+        r = np.random.default_rng(seed)
+        return ColumnState(*(r.random((ncell * M, k)) for k in (nlay, nlay, nlay, nsurf))), \
+            r.random((ncell * M, nlay))
+
+    rs = RestartSet(tmp_path / "restart", SerialComm(), M, "digest-1")
+    for i, name in enumerate(("spinup_cycle_0001", "transient_2008", "transient_2009")):
+        st, prev = state(i)
+        rs.write(name, 0, ncell, st, prev, {"stage": name.split("_")[0], "n": i})
+    assert rs.names() == ["transient_2008", "transient_2009"]
+    assert not (tmp_path / "restart" / "spinup_cycle_0001").exists()
+    latest = rs.latest()
+    assert latest["name"] == "transient_2009" and latest["info"]["n"] == 2
+    st, prev = state(2)
+    for lo, hi in ((0, 7), (0, 3), (3, 7), (5, 6), (2, 2)):
+        got, got_prev = rs.read(latest, lo, hi)
+        if hi == lo:
+            assert got is None
+            continue
+        np.testing.assert_array_equal(got.stc, st.stc[lo * M:hi * M])
+        np.testing.assert_array_equal(got.surface, st.surface[lo * M:hi * M])
+        np.testing.assert_array_equal(got_prev, prev[lo * M:hi * M])
+    # parts written without a manifest (a kill before the point completed) are not a point
+    (tmp_path / "restart" / "transient_2010").mkdir()
+    assert rs.latest()["name"] == "transient_2009"
+    # another configuration's restarts are refused
+    with pytest.raises(RuntimeError, match="different configuration"):
+        RestartSet(tmp_path / "restart", SerialComm(), M, "digest-2").latest()
+
+
+@pytest.fixture(scope="module")
+def continued_ensemble(twin, straight):
+    """The 2-member ensemble of the 'straight' calibration (protocol continued from the
+    default run's spin-up), serial."""
+    from noahtibet.calibration.ensemble import run_ensemble
+
+    cfg, cal, _ = fresh(twin, "straight", **SMALL)
+    ens = settings.EnsembleSettings(members=2, parameter_file=str(Path(cal.directory) /
+                                                                 "ensemble_parameters.toml"),
+                                    directory=str(twin.out / "ensemble_continued"))
+    res = run_ensemble(cfg, cal, ens, SerialComm(), model=twin.model)
+    return SimpleNamespace(cfg=cfg, cal=cal, ens=ens, result=res)
+
+
+def _ensemble_files(directory):
+    """Every output of an ensemble run that must not depend on ranks or resumption."""
+    from noahtibet.calibration.ensemble import read_year
+
+    out = {}
+    for y in (2008, 2009, 2010):
+        for k, v in read_year(directory, y).items():
+            out[f"{y}/{k}"] = v
+    with open(Path(directory) / "member_kappa.csv") as fh:
+        out["member_kappa"] = fh.read()
+    return out
+
+
+def test_members_keep_their_calibration_kappa_under_the_calibration_protocol(
+        twin, continued_ensemble):
+    """The scientific point of ensemble.protocol = "calibration": a member run over the
+    domain and period has, on the sensitive cells, exactly its calibration kappa."""
+    res = continued_ensemble.result
+    assert res.protocol["start"] == "spinup" and res.protocol["first_year"] == 2008
+    rows = {r["member"]: r for r in res.agreement}
+    assert [r["member"] for r in res.agreement] == ["default", "1", "2", "ensemble_mean"]
+    for m in ("1", "2"):
+        assert rows[m]["kappa_sensitive_cells_2010"] == rows[m]["calibration_kappa_sensitive_cells"]
+    baseline = json.loads((Path(continued_ensemble.cal.directory) / "trials.json").read_text())
+    assert rows["default"]["kappa_sensitive_cells_2010"] == pytest.approx(
+        baseline["baseline"]["kappa"], abs=1e-12)
+    summary = json.loads((Path(continued_ensemble.ens.directory) /
+                          "ensemble_summary.json").read_text())
+    assert summary["protocol"]["description"].startswith("continued: start from the default")
+
+
+def test_the_ensemble_refuses_members_calibrated_with_another_protocol(twin, straight):
+    from noahtibet.calibration.ensemble import run_ensemble
+
+    cfg, cal, _ = fresh(twin, "straight", **{**SMALL, "spinup_cycles": 1})
+    ens = settings.EnsembleSettings(members=2, parameter_file=str(Path(cal.directory) /
+                                                                 "ensemble_parameters.toml"),
+                                    directory=str(twin.out / "ensemble_refused"))
+    with pytest.raises(ConfigError, match="ensemble_parameters.toml.*spinup_cycles.*0"):
+        run_ensemble(cfg, cal, ens, SerialComm(), model=twin.model)
+
+
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
+def test_ensemble_on_two_ranks_and_after_a_kill_resumed_on_one_rank_is_identical(
+        twin, continued_ensemble, tmp_path):
+    """Two ranks give the serial ensemble's files bit for bit; a 2-rank run stopped after
+    2008 and resumed on one rank (reading the two ranks' restart parts) too."""
+    c = continued_ensemble
+    data = base_config(twin.out, directory=c.cal.directory, **SMALL)
+    script = tmp_path / "run.py"
+
+    def run(directory, ranks, stop=None, resume=False):
+        script.write_text(textwrap.dedent(f"""
+            import json, logging
+            from noahtibet.calibration import settings
+            from noahtibet.calibration.ensemble import run_ensemble
+            logging.basicConfig(level=logging.INFO)
+            from noahtibet.parallel import get_comm
+            cfg, cal, _ = settings.from_dict(json.loads({json.dumps(json.dumps(data))}), "mpi")
+            ens = settings.EnsembleSettings(members=2, parameter_file={c.ens.parameter_file!r},
+                                            directory={str(directory)!r})
+            comm = get_comm({ranks > 1})
+            assert comm.size == {ranks}
+            run_ensemble(cfg, cal, ens, comm, resume={resume}, stop_after_year={stop})
+        """))
+        cmd = ([] if ranks == 1 else ["mpiexec", "-n", str(ranks)]) + [sys.executable,
+                                                                       str(script)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    want = _ensemble_files(c.ens.directory)
+    proc = run(tmp_path / "two", 2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = _ensemble_files(tmp_path / "two")
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    parts = sorted(p.name for p in (tmp_path / "two" / "restart" / "transient_2010").iterdir())
+    assert len(parts) == 2, parts        # one part per rank, nothing gathered
+    killed = tmp_path / "killed"
+    proc = run(killed, 2, stop=2008)
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    assert not (killed / "annual" / "ensemble_2009.nc").exists()
+    proc = run(killed, 1, resume=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming the ensemble" in proc.stderr
+    got = _ensemble_files(killed)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def test_cli_refuses_a_bad_trial_count(tmp_path):
+    import argparse
+
+    from noahtibet.cli_calibration import add_parser
+
+    path = tmp_path / "calibration.toml"
+    path.write_text(_toml(base_config(tmp_path)))
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["calibrate", str(path), "--trials", "0", "--mpi", "off"])
+    with pytest.raises(ConfigError, match="calibration.toml.*calibration.trials.*0"):
+        args.func(args)
+
+
+def test_one_configuration_file_serves_the_run_and_the_calibration(tmp_path):
+    """A run of the file is the calibration's default run (same digest), so the product
+    run can be reused with calibration.default_run; typos in [calibration] are still refused."""
+    from noahtibet import config
+    from noahtibet.simulation import config_digest
+
+    path = tmp_path / "plateau.toml"
+    path.write_text(_toml(base_config(tmp_path)))
+    run_cfg = config.load(path)
+    cfg, cal, ens = settings.load(path)
+    assert config_digest(run_cfg) == config_digest(cfg) and cal.trials == 12
+    data = base_config(tmp_path)
+    data["ensemble"]["protocl"] = "full"
+    path.write_text(_toml(data))
+    config.load(path)
+    with pytest.raises(ConfigError, match="ensemble.protocl.*did you mean 'protocol'"):
+        settings.load(path)

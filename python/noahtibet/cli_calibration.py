@@ -31,6 +31,7 @@ def _cmd_calibrate(args) -> int:
     cfg, cal, ens = settings.load(args.config)
     if args.trials is not None:
         cal.trials = args.trials
+        settings.validate(f"{cfg.path} with --trials", cal, ens, cfg)
     comm = _comm(args)
     if comm.rank == 0:
         log.info("calibration of %s: %d trials in batches of %d, protocol %s, %d rank(s) -> %s",
@@ -50,8 +51,8 @@ def _cmd_ensemble(args) -> int:
     comm = _comm(args)
     res = run_ensemble(cfg, cal, ens, comm, resume=args.resume)
     if comm.rank == 0:
-        log.info("ensemble of %d members: products in %s", len(res.members),
-                 res.directory / "products")
+        log.info("ensemble of %d members (%s): products in %s", len(res.members),
+                 res.protocol["description"], res.directory / "products")
     return 0
 
 
@@ -79,7 +80,9 @@ def add_parser(sub) -> None:
         description="Run every member of the calibrated ensemble (the best trials) over the "
                     "whole domain and period; write the yearly ensemble-mean class maps "
                     "(GeoTIFF), the permafrost probability and member spread (netCDF) and the "
-                    "kappa of every member.")
+                    "kappa of the default run, every member and the ensemble mean.  The "
+                    "members run the calibration's protocol (ensemble.protocol = "
+                    "\"calibration\", default) or the product's (\"full\").")
     p.add_argument("config", help="TOML configuration (the one given to 'calibrate')")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest ensemble restart")

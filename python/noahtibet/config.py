@@ -145,6 +145,9 @@ class Config:
 
 
 _SECTIONS = {f.name: f.default_factory for f in fields(Config) if f.name != "path"}
+#: Sections of the same file that other commands read and validate
+#: (noahtibet.calibration.settings); a run ignores them.
+OTHER_SECTIONS = ("calibration", "ensemble")
 
 
 def _error(path, key, value, reason):
@@ -310,6 +313,8 @@ def from_dict(data: dict, path: str = "<dict>", base_dir: Path | None = None) ->
     """Validate a parsed configuration mapping."""
     sections = {}
     for name, value in data.items():
+        if name in OTHER_SECTIONS:
+            continue
         if name not in _SECTIONS:
             hint = difflib.get_close_matches(name, sorted(_SECTIONS), n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else ""

@@ -82,10 +82,13 @@ def run_demo(args) -> int:
         for y in (years[0], years[len(years) // 2], years[-1]) if years else ():
             log.info("permafrost area %d: %.0f km2", y, summary.permafrost_area_km2[y])
         log.info("products in %s/products", cfg.output.directory)
-    from .calibration.demo import run_demo_calibration
+    from .calibration.demo import run_demo_calibration, run_demo_ensemble
     if comm.rank == 0:
         log.info("small CaliMAP calibration against the demo's 2010 reference map")
     run_demo_calibration(cfg, comm, resume=getattr(args, "resume", False))
+    if comm.rank == 0:
+        log.info("small ensemble of the best trials, under the calibration's protocol")
+    run_demo_ensemble(cfg, comm, resume=getattr(args, "resume", False))
     if comm.rank == 0:
         from .report import build_report
         result = build_report(cfg.output.directory)

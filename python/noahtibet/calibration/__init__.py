@@ -10,7 +10,8 @@ Modules:
   by default, ``noahtibet/data/parameter_space.toml``), its validation and how a
   set of values becomes the kernel's per-column arrays;
 * :mod:`~noahtibet.calibration.settings`: the ``[calibration]`` / ``[ensemble]``
-  tables of the configuration file and the trial spin-up protocols;
+  tables of the configuration file and the spin-up protocols of the trials and
+  of the ensemble (:class:`~noahtibet.calibration.settings.Protocol`);
 * :mod:`~noahtibet.calibration.agreement`: confusion matrix, Cohen's kappa,
   overall agreement, quantity and allocation disagreement;
 * :mod:`~noahtibet.calibration.engine`: (parameter set, cell) pairs run in one
@@ -19,7 +20,12 @@ Modules:
   the evaluation of a batch of trials over MPI ranks;
 * :mod:`~noahtibet.calibration.optimizer`: hyperopt TPE in batches, checkpoint /
   resume, trial table, ranking, ensemble file, convergence plot;
-* :mod:`~noahtibet.calibration.ensemble`: the ensemble run and its products.
+* :mod:`~noahtibet.calibration.ensemble`: the ensemble run and its products;
+* :mod:`~noahtibet.calibration.restarts`: restarts every rank writes and reads for
+  its own columns;
+* :mod:`~noahtibet.calibration.common`: atomic files and rank-0 work.
+
+The choice of protocols and the demo's figures: ``docs/calibration.md``.
 
 Commands: ``noahtibet calibrate CONFIG`` and ``noahtibet ensemble CONFIG``
 (:mod:`noahtibet.cli_calibration`).

@@ -81,6 +81,5 @@ def map_agreement(simulated_classes, reference_classes, cells=None) -> dict:
     valid = (sim != NODATA) & (ref != REFERENCE_NODATA)
     if cells is not None:
         valid &= np.asarray(cells, dtype=bool)
-    out = scores(confusion(ref == PERMAFROST, sim == PERMAFROST, valid))
-    out["confusion"] = confusion(ref == PERMAFROST, sim == PERMAFROST, valid).tolist()
-    return out
+    cm = confusion(ref == PERMAFROST, sim == PERMAFROST, valid)
+    return {**scores(cm), "confusion": cm.tolist()}

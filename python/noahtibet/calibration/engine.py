@@ -14,7 +14,11 @@ on the number of ranks.
 
 A parameter set that makes a column fail in the kernel (non-finite state, ...)
 is dropped: the month is re-run from a copy of the state without the pairs of
-that set, and the set is reported as failed with the kernel's message.
+that set, and the set is reported as failed.  Its failure is recorded as
+(month number since the start, global pair id, message): the earliest month,
+then the lowest pair, is what one rank holding all pairs would report first, so
+ranks merge their failures by taking the smallest key and every rank count
+reports the same failure.
 """
 
 from __future__ import annotations
@@ -83,7 +87,8 @@ class PairColumns:
     state: ColumnState | None = None
     prev_tmax: np.ndarray | None = None
     cold: bool = True
-    failed: dict = field(default_factory=dict)   # set index -> message
+    months: int = 0                               # months run since the start
+    failed: dict = field(default_factory=dict)    # set index -> (month, pair, message)
 
     @property
     def n(self) -> int:
@@ -98,10 +103,11 @@ class PairColumns:
                 setattr(self, name, a[mask])
         self.labels = [lab for lab, k in zip(self.labels, mask) if k]
         if self.state is not None:
-            self.state = _take_state(self.state, mask)
+            self.state = take_state(self.state, mask)
 
 
-def _take_state(state: ColumnState, idx) -> ColumnState:
+def take_state(state: ColumnState, idx) -> ColumnState:
+    """Copy of the state of the columns ``idx``."""
     return ColumnState(state.stc[idx].copy(), state.smc[idx].copy(), state.sh2o[idx].copy(),
                        state.surface[idx].copy())
 
@@ -130,29 +136,47 @@ def build_pairs(block: CellBlock, space: ParameterSpace, sets: list, pair: np.nd
     return PairColumns(pair, set_index, cell_pos, lp, cp, monthly, labels)
 
 
-def cold_start(pc: PairColumns, moisture_fraction: float) -> None:
-    """The cold-start state of every pair (from its own parameters)."""
-    if pc.n == 0:
-        pc.state = ColumnState.allocate(0, pc.layer_par.shape[1])
-    else:
-        pc.state = cold_start_state(pc.layer_par, pc.column_par, moisture_fraction)
-    pc.cold = True
-    pc.prev_tmax = None
+def start_pairs(pc: PairColumns, protocol, moisture_fraction: float,
+                state: ColumnState | None = None, prev_tmax: np.ndarray | None = None) -> None:
+    """The state every pair starts from under ``protocol`` (:class:`settings.Protocol`).
 
-
-def continue_from(pc: PairColumns, state: ColumnState, prev_tmax: np.ndarray | None) -> None:
-    """Start every pair from the given per-cell state (indexed by ``cell_pos``).
-
-    Total soil moisture above the pair's porosity is set to the porosity and liquid
-    water to at most the total, so a smaller calibrated porosity starts consistent.
+    Cold start: from the pair's own parameters.  Otherwise from the given per-cell
+    state (indexed by ``cell_pos``), the default run's; total soil moisture above
+    the pair's porosity is set to the porosity and liquid water to at most the
+    total, so a smaller calibrated porosity starts consistent.
     """
-    s = _take_state(state, pc.cell_pos)
+    pc.months = 0
+    if protocol.start == "cold":
+        pc.state = cold_start_state(pc.layer_par, pc.column_par, moisture_fraction) if pc.n \
+            else ColumnState.allocate(0, pc.layer_par.shape[1])
+        pc.cold, pc.prev_tmax = True, None
+        return
+    if state is None:
+        raise ValueError(f"protocol {protocol.name} starts from the default run's state")
+    s = take_state(state, pc.cell_pos)
     smcmax = pc.layer_par[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
     np.minimum(s.smc, smcmax, out=s.smc)
     np.minimum(s.sh2o, s.smc, out=s.sh2o)
-    pc.state = s
-    pc.cold = False
+    pc.state, pc.cold = s, False
     pc.prev_tmax = None if prev_tmax is None else prev_tmax[pc.cell_pos].copy()
+
+
+def run_spinup(block: CellBlock, pc: PairColumns, protocol, dt: float, options: np.ndarray,
+               first_cycle: int = 1, on_failure: str = "drop", after_cycle=None) -> int:
+    """Cycles ``first_cycle .. protocol.cycles`` over the spin-up years; returns pair-years.
+
+    After each cycle the last year's maxima become the previous-year maxima and
+    ``after_cycle(cycle)`` is called (restarts of the ensemble).
+    """
+    pair_years = 0
+    for cycle in range(first_cycle, protocol.cycles + 1):
+        for year in protocol.spinup_years:
+            diag = run_year(block, pc, year, dt, options, on_failure)
+            pair_years += pc.n
+        pc.prev_tmax = diag.tmax.copy()
+        if after_cycle is not None:
+            after_cycle(cycle)
+    return pair_years
 
 
 def run_year(block: CellBlock, pc: PairColumns, year: int, dt: float, options: np.ndarray,
@@ -164,14 +188,13 @@ def run_year(block: CellBlock, pc: PairColumns, year: int, dt: float, options: n
     re-raises the kernel's error.
     """
     diag = AnnualDiagnostics.empty(pc.n, pc.layer_par.shape[1])
-    if pc.n == 0:
-        return diag
     for month in range(1, 13):
+        pc.months += 1
+        if pc.n == 0:
+            continue
         times, forcing = block.forcing.month(year, month)
         calendar = Calendar(*month_interpolation(times))
-        while True:
-            if pc.n == 0:
-                break
+        while pc.n:
             f = np.ascontiguousarray(forcing[:, :, pc.cell_pos])
             if on_failure == "drop":     # a copy to repeat the month without a failing set
                 saved_state, saved_diag = pc.state.copy(), _take_diag(diag, slice(None))
@@ -185,14 +208,26 @@ def run_year(block: CellBlock, pc: PairColumns, year: int, dt: float, options: n
                 if on_failure == "raise":
                     raise
                 bad = int(pc.set_index[exc.column])
-                pc.failed[bad] = str(exc)
-                log.info("parameter set %d dropped: %s", bad, exc)
+                what = layout.STATUS.get(exc.code, f"status {exc.code}")
+                message = (f"{pc.labels[exc.column]} failed in {year}-{month:02d} at step "
+                           f"{exc.step}: {what}")
+                pc.failed[bad] = (pc.months, int(pc.pair[exc.column]), message)
+                log.info("parameter set %d dropped: %s", bad, message)
                 keep = pc.set_index != bad
                 pc.state = saved_state
-                diag = saved_diag
                 pc.keep(keep)
-                diag = _take_diag(diag, keep)
+                diag = _take_diag(saved_diag, keep)
                 continue
             pc.cold = False
             break
     return diag
+
+
+def merge_failures(parts) -> dict:
+    """Failures of several ranks (dicts set -> (month, pair, message)): the earliest per set."""
+    merged: dict = {}
+    for part in parts:
+        for k, rec in part.items():
+            if k not in merged or tuple(rec[:2]) < tuple(merged[k][:2]):
+                merged[k] = rec
+    return merged

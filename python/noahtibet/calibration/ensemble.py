@@ -2,13 +2,21 @@
 
 ``run_ensemble(cfg, cal, ens, comm)`` reads the members (the best trials,
 ``ensemble_parameters.toml`` of the calibration) and runs each of them over the
-whole simulated domain with the run configuration's own protocol: cold start,
-``spinup.cycles`` spin-up cycles, transient years ``run.start_year ..
-run.end_year`` (1979-2018 in the product, products from 1980).  The columns are
-(cell, member) pairs; each rank owns a contiguous block of **cells with all
-their members** (:func:`noahtibet.parallel.partition` over cells), reads each
-cell's forcing once per month for all members, and reduces over members
-locally in a fixed order, so the results do not depend on the number of ranks.
+whole simulated domain under the ensemble's protocol
+(:func:`noahtibet.calibration.settings.ensemble_protocol`, ``[ensemble]
+protocol``): by default the protocol of the calibration's trials, continued to
+``run.end_year``, so that a member's reference-year map of the sensitive cells
+is exactly the map its trial was ranked by; ``protocol = "full"`` runs the
+product's protocol (cold start, ``spinup.cycles`` cycles, ``run.start_year ..
+run.end_year``) instead.  The protocol is logged and written into every output.
+
+The columns are (cell, member) pairs; each rank owns a contiguous block of
+**cells with all their members** (:func:`noahtibet.parallel.partition` over
+cells), reads each cell's forcing once per month for all members, reduces over
+members locally in a fixed order, and writes and reads its own restarts
+(:class:`noahtibet.calibration.restarts.RestartSet`): memory per rank is bounded
+by its own columns and the results do not depend on the number of ranks, also
+across a resume on another number of ranks.
 
 What is averaged (per cell, year and layer): the members' annual minimum,
 maximum and mean soil temperature, and the previous year's maximum.  The
@@ -36,10 +44,11 @@ ensemble-mean class, probability, margin mean and spread),
 ``run.product_start_year``, Cloud-Optimized GeoTIFF in Albers via
 :func:`noahtibet.products.write_class_geotiff`),
 ``products/noahtibet_ensemble.nc`` (all years' ensemble-mean classes with the
-probability, margin mean and spread as extra fields), ``member_kappa.csv`` (each
-member's calibration kappa and its kappa over the whole domain at the reference
-year) and ``ensemble_summary.json``.  Restarts after every spin-up cycle and year
-(``restart/``) allow ``resume``.
+probability, margin mean and spread as extra fields), ``member_kappa.csv`` (for
+the default run, each member and the ensemble mean: kappa on the sensitive cells
+and over the whole domain at the reference year, beside each member's
+calibration kappa) and ``ensemble_summary.json``.  Restart points after every
+spin-up cycle and year (``restart/``, the last two kept) allow ``resume``.
 """
 
 from __future__ import annotations
@@ -48,7 +57,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,27 +65,35 @@ import numpy as np
 
 from .. import __version__
 from ..classify import NODATA, PERMAFROST, classify
+from ..errors import ConfigError
 from ..parallel import SerialComm, abort_on_error, gather_columns, partition
-from ..simulation import (_atomic_target, build_model, config_digest, latest_restart,
-                          physics_options, read_restart, write_restart)
-from ..kernel import ColumnState
-from .agreement import REFERENCE_NODATA, confusion, map_agreement, scores
-from .engine import CellBlock, build_pairs, cold_start, run_year
-from .optimizer import _share, _write_json, read_ensemble_file
+from ..simulation import build_model, config_digest, physics_options
+from . import settings as settings_mod
+from .agreement import map_agreement
+from .common import atomic_output, on_root, write_json
+from .engine import CellBlock, build_pairs, run_spinup, run_year, start_pairs
+from .optimizer import protocol_keys, read_ensemble_file
+from .restarts import RestartSet, read_restart_rows
 from .space import load_space
+from .trials import (default_restart, default_run_location, read_annual_classes,
+                     read_sensitive_columns)
 
 log = logging.getLogger("noahtibet")
 
 T0 = 273.15
 
 
+class EnsembleInterrupted(RuntimeError):
+    """Raised by the test hook ``stop_after_year`` once that year's restart is written."""
+
+
 @dataclass
 class EnsembleResult:
     directory: Path
     members: list = field(default_factory=list)
+    protocol: dict = field(default_factory=dict)
     years: list = field(default_factory=list)
-    member_kappa: list = field(default_factory=list)
-    ensemble_kappa: dict = field(default_factory=dict)
+    agreement: list = field(default_factory=list)   # rows of member_kappa.csv
     column_years: int = 0
     seconds: float = 0.0
 
@@ -123,141 +139,140 @@ def _reference(cfg, cal, model):
     return reference_classes(path, model.grid, cal.reference_mapping)
 
 
+def read_members(cal, ens, members: list | None = None):
+    """(members, space): the given list (validated) or the ensemble file's best ``members``.
+
+    With ``ensemble.protocol = "calibration"`` the file's calibration protocol must
+    be the configuration's (the ensemble repeats it).
+    """
+    if members is not None:
+        space = load_space(cal.parameter_space or None, check=False)
+        if cal.parameters:
+            space = space.subset(cal.parameters)
+        return [{"member": i + 1, "trial": m.get("trial"), "kappa": m.get("kappa"),
+                 "values": space.check_values(m["values"], where="members")}
+                for i, m in enumerate(members)], space
+    ms, space, info = read_ensemble_file(ens.parameter_file)
+    if ens.protocol == "calibration":
+        for key, value in protocol_keys(cal).items():
+            if key in info and info[key] != value:
+                raise ConfigError(f"was calibrated with {key} = {info[key]!r}, the "
+                                  f"configuration has {value!r}; the ensemble repeats the "
+                                  "calibration's protocol (or set ensemble.protocol = "
+                                  "\"full\")", path=ens.parameter_file, field=key,
+                                  value=info[key])
+    if len(ms) < ens.members:
+        log.warning("%s holds %d members, fewer than ensemble.members = %d",
+                    ens.parameter_file, len(ms), ens.members)
+    return ms[:ens.members], space
+
+
 def run_ensemble(cfg, cal, ens, comm=None, *, resume: bool = False, model=None,
-                 members: list | None = None) -> EnsembleResult:
-    """Run the ensemble (see the module documentation).  Collective over ``comm``."""
+                 members: list | None = None,
+                 stop_after_year: int | None = None) -> EnsembleResult:
+    """Run the ensemble (see the module documentation).  Collective over ``comm``.
+
+    ``stop_after_year`` is a test hook: :class:`EnsembleInterrupted` is raised once
+    the restart of that year is written, as a kill would stop the run.
+    """
     comm = comm or SerialComm()
     t0 = time.perf_counter()
     with abort_on_error(comm):
         out = Path(ens.directory)
         model = model or build_model(cfg)
-
-        def read_members():
-            if members is not None:
-                space = load_space(cal.parameter_space or None, check=False)
-                if cal.parameters:
-                    space = space.subset(cal.parameters)
-                ms = [{"member": i + 1, "trial": m.get("trial"), "kappa": m.get("kappa"),
-                       "values": space.check_values(m["values"], where="members")}
-                      for i, m in enumerate(members)]
-                return ms, space
-            ms, space = read_ensemble_file(ens.parameter_file)
-            return ms[:ens.members], space
-
-        mlist, space = _share(comm, read_members)
+        protocol = settings_mod.ensemble_protocol(cfg, cal, ens)
+        mlist, space = on_root(comm, lambda: read_members(cal, ens, members))
         M = len(mlist)
-        result = EnsembleResult(out, members=mlist)
+        result = EnsembleResult(out, members=mlist, protocol=protocol.as_dict())
+        # what the restarts depend on (not the last year: a run can be extended)
         digest = {"config": config_digest(cfg), "members": _members_digest(mlist),
-                  "space": space.digest()}
+                  "space": space.digest(),
+                  "protocol": {k: v for k, v in protocol.as_dict().items()
+                               if k not in ("last_year", "description")}}
         digest_text = json.dumps(digest, sort_keys=True)
         ncell = model.ncol
         my_cells = partition(ncell, comm.size, comm.rank)
-        sp = cfg.spinup
-        spin_years = list(range(sp.start_year, sp.end_year + 1))
-        block = CellBlock(cfg, model, my_cells,
-                          cache_years=spin_years if cfg.forcing.cache_spinup else ())
+        lo, hi = (int(my_cells[0]), int(my_cells[-1]) + 1) if my_cells.size else (0, 0)
         nloc = my_cells.size
+        cache = cfg.forcing.cache_spinup and protocol.cycles > 1
+        block = CellBlock(cfg, model, my_cells,
+                          cache_years=protocol.spinup_years if cache else ())
         set_index = np.tile(np.arange(M), nloc)
         cell_pos = np.repeat(np.arange(nloc), M)
         pair = my_cells[cell_pos] * M + set_index
         labels = [f"member {m['member']} (trial {m['trial']})" for m in mlist]
         pc = build_pairs(block, space, [m["values"] for m in mlist], pair, set_index, cell_pos,
                          labels)
-        cold_start(pc, sp.initial_moisture_fraction)
         options = physics_options(cfg).as_array()
         dt = float(cfg.physics.timestep)
-        restart_dir = out / "restart"
-        reference = _share(comm, lambda: _reference(cfg, cal, model))
-
-        # ---- resume ------------------------------------------------------------------------
-        start = {"stage": "cold"}
-        if resume:
-            def read_latest():
-                path = latest_restart(restart_dir)
-                if path is None:
-                    return None
-                state, prev, info, _ = read_restart(path)
-                if info.get("digest") != digest_text:
-                    raise RuntimeError(f"{path}: ensemble restart of a different configuration "
-                                       "or member list; refusing to resume")
-                log.info("resuming the ensemble from %s", path)
-                return state, prev, info
-            payload = _share(comm, read_latest)
-            if payload is not None:
-                state, prev, info = payload
-                idx = np.arange(my_cells[0] * M, (my_cells[-1] + 1) * M) if nloc else \
-                    np.zeros(0, int)
-                pc.state = ColumnState(state.stc[idx].copy(), state.smc[idx].copy(),
-                                       state.sh2o[idx].copy(), state.surface[idx].copy())
-                pc.prev_tmax = None if prev is None else prev[idx].copy()
-                pc.cold = False
-                start = info
+        restarts = RestartSet(out / "restart", comm, M, digest_text)
+        reference = on_root(comm, lambda: _reference(cfg, cal, model))
         if comm.rank == 0:
-            log.info("ensemble: %d members x %d cells = %d columns on %d rank(s)", M, ncell,
-                     M * ncell, comm.size)
+            log.info("ensemble: %d members x %d cells = %d columns on %d rank(s); protocol %s",
+                     M, ncell, M * ncell, comm.size, protocol.describe())
+
+        # ---- start: a restart point of this ensemble, or the protocol's start --------------
+        manifest = restarts.latest() if resume else None
+        start = {"stage": "start"}
+        if manifest is not None:
+            if comm.rank == 0:
+                log.info("resuming the ensemble from %s", restarts.directory / manifest["name"])
+            state, prev = restarts.read(manifest, lo, hi)
+            if nloc:
+                pc.state, pc.prev_tmax, pc.cold = state, prev, False
+            start = manifest["info"]
+        elif protocol.start == "cold":
+            start_pairs(pc, protocol, cfg.spinup.initial_moisture_fraction)
+        else:
+            path = on_root(comm, lambda: default_restart(default_run_location(cfg, cal),
+                                                           protocol))
+            state, prev = read_restart_rows(path, slice(lo, hi))
+            start_pairs(pc, protocol, 0.0, state, prev)
 
         def save_restart(name, info):
-            st = pc.state
-            parts = [gather_columns(comm, a, ncell * M) for a in (st.stc, st.smc, st.sh2o,
-                                                                  st.surface)]
-            prev = gather_columns(comm, pc.prev_tmax, ncell * M) \
-                if pc.prev_tmax is not None else None
-            if comm.rank == 0:
-                write_restart(restart_dir / name, ColumnState(*parts), prev,
-                              {**info, "digest": digest_text})
+            restarts.write(name, lo, hi, pc.state, pc.prev_tmax, info)
 
-        column_years = 0
         # ---- spin-up -----------------------------------------------------------------------
-        first_cycle = int(start["cycle"]) + 1 if start.get("stage") == "spinup" else 1
-        if start.get("stage") == "transient":
-            first_cycle = sp.cycles + 1
-        for cycle in range(first_cycle, sp.cycles + 1):
-            for year in spin_years:
-                diag = run_year(block, pc, year, dt, options, on_failure="raise")
-                column_years += pc.n
-            pc.prev_tmax = diag.tmax.copy()
-            save_restart(f"spinup_cycle_{cycle:04d}.nc", {"stage": "spinup", "cycle": cycle})
+        first_cycle = 1
+        if start["stage"] == "spinup":
+            first_cycle = int(start["cycle"]) + 1
+        elif start["stage"] == "transient":
+            first_cycle = protocol.cycles + 1
+
+        def after_cycle(cycle):
+            save_restart(f"spinup_cycle_{cycle:04d}", {"stage": "spinup", "cycle": cycle})
             if comm.rank == 0:
-                log.info("ensemble spin-up cycle %d/%d", cycle, sp.cycles)
+                log.info("ensemble spin-up cycle %d/%d", cycle, protocol.cycles)
+        column_years = run_spinup(block, pc, protocol, dt, options, first_cycle,
+                                  on_failure="raise", after_cycle=after_cycle)
+        block.forcing.clear_cache()     # the transient run reads each month once
 
         # ---- transient ---------------------------------------------------------------------
-        first_year = int(start["year"]) + 1 if start.get("stage") == "transient" \
-            else cfg.run.start_year
-        ref_year = cal.reference_year
-        for year in range(first_year, cfg.run.end_year + 1):
+        first_year = int(start["year"]) + 1 if start["stage"] == "transient" \
+            else protocol.first_year
+        for year in range(first_year, protocol.last_year + 1):
             ty = time.perf_counter()
             diag = run_year(block, pc, year, dt, options, on_failure="raise")
             column_years += pc.n
-            nlay = diag.tmax.shape[1] if pc.n else 0
-            shape = (nloc, M, nlay)
+            shape = (nloc, M, diag.tmax.shape[1])
             red = reduce_members(diag.tmin.reshape(shape), diag.tmax.reshape(shape),
                                  diag.tsum.reshape(shape), diag.count.reshape(nloc, M),
                                  None if pc.prev_tmax is None else pc.prev_tmax.reshape(shape))
-            member_cm = np.zeros((M, 2, 2), dtype=np.int64)
-            if reference is not None and year == ref_year and nloc:
-                rows, cols = model.simulated.cell_rows_cols
-                r, c = rows[my_cells], cols[my_cells]
-                ok = (reference[r, c] != REFERENCE_NODATA) & ~model.lake_mask(year)[r, c]
-                rp = reference[r, c] == PERMAFROST
-                for m in range(M):
-                    member_cm[m] = confusion(rp, red["member_class"][:, m] == PERMAFROST, ok)
-            member_cm = comm.allreduce(member_cm, op="sum")
             gathered = {k: gather_columns(comm, red[k], ncell)
                         for k in ("tmin", "tmax", "tmean", "ensemble_class", "probability",
                                   "margin_mean", "margin_spread", "member_class")}
             pc.prev_tmax = diag.tmax.copy()
             if comm.rank == 0:
-                _write_year(out, cfg, model, year, gathered, digest_text, mlist)
-                if year == ref_year and reference is not None:
-                    _write_json(out / f"member_confusion_{year}.json",
-                                {"digest": digest_text, "confusion": member_cm.tolist()})
-            save_restart(f"transient_{year:04d}.nc", {"stage": "transient", "year": year})
+                _write_year(out, cfg, model, year, gathered, digest_text, mlist, protocol)
+            save_restart(f"transient_{year:04d}", {"stage": "transient", "year": year})
             if comm.rank == 0:
                 log.info("ensemble year %d done (%.1f s)", year, time.perf_counter() - ty)
+            if stop_after_year == year:
+                raise EnsembleInterrupted(f"test hook: stopped after {year}")
         result.column_years = comm.allreduce(column_years, op="sum")
         result.seconds = time.perf_counter() - t0
         if comm.rank == 0:
-            _finish(out, cfg, cal, model, mlist, result, reference, digest)
+            _finish(out, cfg, cal, model, mlist, result, reference, protocol, digest_text)
         comm.barrier()
     return result
 
@@ -276,23 +291,22 @@ def _year_grids(model, year, gathered):
     return grids
 
 
-def _provenance(cfg, mlist, digest_text):
+def _provenance(cfg, mlist, digest_text, protocol):
     return {"configuration": json.dumps(cfg.to_dict(), sort_keys=True),
             "parameter_set": json.dumps([{"member": m["member"], "trial": m["trial"],
                                           "values": m["values"]} for m in mlist], sort_keys=True),
             "ensemble": f"mean of {len(mlist)} calibrated members (mean annual extremes, "
                         "then classified)",
+            "ensemble_protocol": protocol.describe(),
             "ensemble_digest": digest_text}
 
 
-def _write_year(out: Path, cfg, model, year, gathered, digest_text, mlist) -> None:
+def _write_year(out: Path, cfg, model, year, gathered, digest_text, mlist, protocol) -> None:
     import netCDF4
 
     grids = _year_grids(model, year, gathered)
-    path = out / "annual" / f"ensemble_{year:04d}.nc"
-    tmp = _atomic_target(path)
     rows, cols = model.simulated.cell_rows_cols
-    try:
+    with atomic_output(out / "annual" / f"ensemble_{year:04d}.nc") as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.createDimension("cell", rows.size)
             nc.createDimension("layer", gathered["tmin"].shape[1])
@@ -323,18 +337,15 @@ def _write_year(out: Path, cfg, model, year, gathered, digest_text, mlist) -> No
                 v.units, v.long_name = units, text
             nc.year = year
             nc.members = len(mlist)
+            nc.ensemble_protocol = protocol.describe()
             nc.ensemble_digest = digest_text
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
     if cfg.output.geotiff and year >= cfg.run.product_start_year:
         from ..products import write_class_geotiff
         kwargs = {"cell_size_m": cfg.output.cell_size_m} if cfg.output.cell_size_m > 0 else {}
         write_class_geotiff(grids["ensemble_class"], model.grid, year,
                             out / "products" / f"noahtibet_ensemble_mean_{year}.tif",
-                            provenance=_provenance(cfg, mlist, digest_text), **kwargs)
+                            provenance=_provenance(cfg, mlist, digest_text, protocol),
+                            **kwargs)
 
 
 def read_year(out: Path, year: int) -> dict:
@@ -351,8 +362,45 @@ def read_year(out: Path, year: int) -> dict:
                 "tmean": np.array(nc["tmean"][:]), "member_class": np.array(nc["member_class"][:])}
 
 
-def _finish(out, cfg, cal, model, mlist, result, reference, digest) -> None:
-    years = [y for y in range(cfg.run.product_start_year, cfg.run.end_year + 1)
+def agreement_rows(model, reference, year: int, g: dict, mlist: list, sensitive=None,
+                   default_classes=None) -> list[dict]:
+    """Kappa etc. of the default run, each member and the ensemble mean at ``year``:
+    on the sensitive cells (column indices, when given) and over the whole domain."""
+    rows_, cols_ = model.simulated.cell_rows_cols
+    nodata = model.static_nodata | model.lake_mask(year)
+    cells = None
+    if sensitive is not None:
+        cells = np.zeros(model.grid.shape, bool)
+        cells[rows_[sensitive], cols_[sensitive]] = True
+
+    def row(name, trial, calibration_kappa, grid):
+        d = map_agreement(grid, reference)
+        out = {"member": name, "trial": trial, "calibration_kappa_sensitive_cells":
+               calibration_kappa, f"kappa_sensitive_cells_{year}":
+               map_agreement(grid, reference, cells)["kappa"] if cells is not None else None}
+        out.update({f"kappa_domain_{year}": d["kappa"],
+                    f"overall_agreement_domain_{year}": d["overall_agreement"],
+                    "quantity_disagreement": d["quantity_disagreement"],
+                    "allocation_disagreement": d["allocation_disagreement"],
+                    "n_cells": d["n_cells"]})
+        return out
+
+    out = []
+    if default_classes is not None:
+        out.append(row("default", "", None, default_classes))
+    for i, m in enumerate(mlist):
+        grid = np.full(model.grid.shape, NODATA, dtype=np.uint8)
+        grid[rows_, cols_] = g["member_class"][i]
+        grid[nodata] = NODATA
+        out.append(row(str(m["member"]), m["trial"], m["kappa"], grid))
+    out.append(row("ensemble_mean", "", None, g["ensemble_class"]))
+    return out
+
+
+def _finish(out, cfg, cal, model, mlist, result, reference, protocol, digest_text) -> None:
+    """Netcdf product, agreement table and summary from the annual files (rank 0)."""
+    years = [y for y in range(max(cfg.run.product_start_year, protocol.first_year),
+                              protocol.last_year + 1)
              if (out / "annual" / f"ensemble_{y:04d}.nc").exists()]
     result.years = years
     if cfg.output.netcdf and years:
@@ -365,7 +413,7 @@ def _finish(out, cfg, cal, model, mlist, result, reference, digest) -> None:
         write_class_netcdf(
             np.array(stack["ensemble_class"]), years, model.grid,
             out / "products" / "noahtibet_ensemble.nc",
-            provenance=_provenance(cfg, mlist, json.dumps(digest, sort_keys=True)),
+            provenance=_provenance(cfg, mlist, digest_text, protocol),
             extra_fields={
                 "permafrost_probability": (np.array(stack["probability"]), {
                     "units": "1", "long_name": "fraction of ensemble members classifying "
@@ -378,35 +426,20 @@ def _finish(out, cfg, cal, model, mlist, result, reference, digest) -> None:
                                                "margin"}),
             })
     ref_year = cal.reference_year
-    cm_path = out / f"member_confusion_{ref_year}.json"
-    if reference is not None and cm_path.exists():
-        cms = json.loads(cm_path.read_text())["confusion"]
-        result.member_kappa = [scores(np.array(cm)) for cm in cms]
-    ens_scores = None
     if reference is not None and (out / "annual" / f"ensemble_{ref_year:04d}.nc").exists():
-        g = read_year(out, ref_year)
-        ens_scores = map_agreement(g["ensemble_class"], reference)
-        result.ensemble_kappa = ens_scores
-    path = out / "member_kappa.csv"
-    tmp = _atomic_target(path)
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["member", "trial", "calibration_kappa_sensitive_cells",
-                    f"kappa_domain_{ref_year}", f"overall_agreement_domain_{ref_year}",
-                    "quantity_disagreement", "allocation_disagreement", "n_cells"])
-        for i, m in enumerate(mlist):
-            s = result.member_kappa[i] if result.member_kappa else {}
-            w.writerow([m["member"], m["trial"], m["kappa"], s.get("kappa", ""),
-                        s.get("overall_agreement", ""), s.get("quantity_disagreement", ""),
-                        s.get("allocation_disagreement", ""), s.get("n_cells", "")])
-        if ens_scores:
-            w.writerow(["ensemble_mean", "", "", ens_scores["kappa"],
-                        ens_scores["overall_agreement"], ens_scores["quantity_disagreement"],
-                        ens_scores["allocation_disagreement"], ens_scores["n_cells"]])
-    os.replace(tmp, path)
-    _write_json(out / "ensemble_summary.json", {
-        "members": mlist, "years": years, "member_kappa": result.member_kappa,
-        "ensemble_mean_kappa": ens_scores, "reference_year": ref_year,
+        default = default_run_location(cfg, cal)
+        default_classes = read_annual_classes(default, ref_year) \
+            if (default.annual_dir / f"annual_{ref_year:04d}.nc").exists() else None
+        result.agreement = agreement_rows(model, reference, ref_year, read_year(out, ref_year),
+                                          mlist, read_sensitive_columns(cal.directory),
+                                          default_classes)
+        with atomic_output(out / "member_kappa.csv") as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(result.agreement[0]))
+            w.writeheader()
+            w.writerows(result.agreement)
+    write_json(out / "ensemble_summary.json", {
+        "members": mlist, "years": years, "protocol": protocol.as_dict(),
+        "agreement": result.agreement, "reference_year": ref_year,
         "column_years": result.column_years, "seconds": result.seconds,
         "noahtibet_version": __version__,
         "averaging": "per cell, year and layer: mean over members of the annual minimum, "
@@ -414,5 +447,10 @@ def _finish(out, cfg, cal, model, mlist, result, reference, digest) -> None:
                      "the ensemble class is classify(mean tmin, mean tmax, mean previous tmax)"})
     log.info("ensemble done: %d members, years %s, products in %s", len(mlist),
              f"{years[0]}-{years[-1]}" if years else "-", out / "products")
-    if ens_scores:
-        log.info("ensemble-mean kappa over the domain in %d: %.4f", ref_year, ens_scores["kappa"])
+    for r in result.agreement:
+        log.info("kappa %d of %-13s sensitive cells %s, domain %.4f", ref_year, r["member"],
+                 _fmt(r[f"kappa_sensitive_cells_{ref_year}"]), r[f"kappa_domain_{ref_year}"])
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"

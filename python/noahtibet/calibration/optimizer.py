@@ -13,7 +13,7 @@
    in the history as pending trials, which TPE scores as infinitely bad, so a
    batch spreads out instead of repeating one point.  The batch is evaluated by
    all ranks in one kernel pass and the results are told back (loss = -kappa;
-   a failed trial has no loss).  Because the batch size does not depend on the
+   a failed trial has no loss, which TPE also treats as infinitely bad).  Because the batch size does not depend on the
    number of ranks and kappa is bit-identical on any number of ranks, the same
    seed gives the same history on 1 or N ranks;
 3. after every batch, ``trials.json`` (every trial, the generator state, the
@@ -22,8 +22,9 @@
    where the last complete batch left: a batch interrupted by a kill is asked
    again from the same generator state and gives the same candidates;
 4. at the end: ranking (kappa descending, then trial number), the best
-   ``members`` as ``ensemble_parameters.toml``, ``convergence.png`` (best kappa
-   against the number of trials) and ``calibration_summary.json``.
+   ``members`` as ``ensemble_parameters.toml`` (with the settings of the trials'
+   protocol, which the ensemble repeats), ``convergence.png`` (best kappa against
+   the number of trials) and ``calibration_summary.json``.
 
 The first batch also evaluates the default parameters under the trial protocol
 (the "baseline", not told to TPE), so the improvement is measured against the
@@ -37,7 +38,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +47,9 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..parallel import SerialComm, abort_on_error
-from ..simulation import _atomic_target, build_model, config_digest
+from ..simulation import build_model, config_digest
 from . import settings as settings_mod
+from .common import atomic_output, on_root, write_json
 from .space import (DEFAULT_SPACE, ParameterSpace, class_columns, load_space,
                     warn_inactive)
 from .trials import (TrialEvaluator, check_space_on_cells, default_run, default_start_state,
@@ -160,26 +161,15 @@ def run_digest(cfg, cal, space: ParameterSpace, sens=None) -> dict:
     }
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = _atomic_target(path)
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=True))
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
 def save_checkpoint(path: Path, digest: dict, records: list, rng, batches: int,
                     baseline, sensitive: dict) -> None:
     import hyperopt
 
-    _write_json(path, {"version": CHECKPOINT_VERSION, "noahtibet_version": __version__,
+    write_json(path, {"version": CHECKPOINT_VERSION, "noahtibet_version": __version__,
                        "hyperopt_version": hyperopt.__version__,
-                       "digest": digest, "batches": batches, "trials": records,
-                       "rng_state": rng.bit_generator.state, "baseline": baseline,
-                       "sensitive": sensitive})
+                      "digest": digest, "batches": batches, "trials": records,
+                      "rng_state": rng.bit_generator.state, "baseline": baseline,
+                      "sensitive": sensitive})
 
 
 def load_checkpoint(path: Path, digest: dict):
@@ -217,9 +207,8 @@ def ranking(records: list) -> list:
 
 def write_trial_table(path: Path, records: list, names: list) -> None:
     ranks = {r["tid"]: i + 1 for i, r in enumerate(ranking(records))}
-    tmp = _atomic_target(path)
     best = -math.inf
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["trial", "batch", "rank", "status", "kappa", "best_kappa_so_far",
                     "overall_agreement", "quantity_disagreement", "allocation_disagreement",
@@ -234,7 +223,6 @@ def write_trial_table(path: Path, records: list, names: list) -> None:
                         repr(r["allocation_disagreement"]), r["n_cells"],
                         r["reference_permafrost"], r["simulated_permafrost"]]
                        + [repr(r["values"][n]) for n in names] + [r.get("message", "")])
-    os.replace(tmp, path)
 
 
 def _toml_str(s: str) -> str:
@@ -259,13 +247,19 @@ def write_ensemble_file(path: Path, members: list, space: ParameterSpace, info: 
                   f"kappa = {r['kappa']!r}", f"overall_agreement = {r['overall_agreement']!r}",
                   "[member.values]"]
         lines += [f"{n} = {r['values'][n]!r}" for n in space.names]
-    tmp = _atomic_target(path)
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def protocol_keys(cal) -> dict:
+    """The calibration settings that define its trials' protocol (kept in the ensemble file)."""
+    return {"protocol": cal.protocol, "spinup_cycles": cal.spinup_cycles,
+            "continue_from_year": cal.continue_from_year}
 
 
 def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
-    """(members, space): members = [{"member", "trial", "kappa", "values"}], validated."""
+    """(members, space, info): members = [{"member", "trial", "kappa", "values"}], validated;
+    info = the file's top-level keys (protocol, reference year, ...)."""
     import tomllib
 
     path = Path(path)
@@ -283,7 +277,7 @@ def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
     if data.get("space_digest") not in (None, space.digest()):
         raise ConfigError("was written for a different parameter space", path=str(path),
                           field="space_digest", value=data.get("space_digest"))
-    members = data.get("member", [])
+    members = data.pop("member", [])
     if not members:
         raise ConfigError("holds no [[member]]", path=str(path), field="member")
     out = []
@@ -291,7 +285,7 @@ def read_ensemble_file(path: str | Path, space: ParameterSpace | None = None):
         values = space.check_values(m.get("values", {}), where=f"{path} member {i + 1}")
         out.append({"member": int(m.get("member", i + 1)), "trial": m.get("trial"),
                     "kappa": m.get("kappa"), "values": values})
-    return out, space
+    return out, space, data
 
 
 def write_convergence_plot(path: Path, records: list, baseline: dict | None,
@@ -318,33 +312,16 @@ def write_convergence_plot(path: Path, records: list, baseline: dict | None,
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = _atomic_target(path)
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------------------------
 # The calibration
 # --------------------------------------------------------------------------------------------
-
-def _share(comm, fn):
-    """Run ``fn`` on rank 0 and broadcast its result, or its exception, to every rank."""
-    payload = None
-    if comm.rank == 0:
-        try:
-            payload = ("ok", fn())
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
-            payload = ("error", exc)
-    payload = comm.bcast(payload, root=0)
-    if payload[0] == "error":
-        raise payload[1]
-    return payload[1]
-
 
 def prepare_space(cfg, cal, model) -> ParameterSpace:
     """The calibrated space: the file, checked on the domain's classes, then the subset."""
@@ -380,7 +357,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
         model = model or build_model(cfg)
         if comm.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-        space = _share(comm, lambda: prepare_space(cfg, cal, model))
+        space = on_root(comm, lambda: prepare_space(cfg, cal, model))
         ref_path = reference_path(cfg, cal, comm)
         sim = default_run(cfg, cal, comm, model)
 
@@ -398,7 +375,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                      sens.summary["default_kappa_domain"], sens.summary["valid_cells"])
             return sens
 
-        sens = _share(comm, select)
+        sens = on_root(comm, select)
         result = CalibrationResult(out, sensitive=sens.summary)
         if sens.n == 0:
             if comm.rank == 0:
@@ -406,9 +383,11 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                             "map everywhere; nothing to calibrate")
             return result
         start = None
-        if cal.protocol == "continued":
-            start = _share(comm, lambda: default_start_state(sim, sens.cells,
-                                                              cal.continue_from_year))
+        protocol = settings_mod.trial_protocol(cfg, cal)
+        if comm.rank == 0:
+            log.info("trial protocol %s", protocol.describe())
+        if protocol.start != "cold":
+            start = on_root(comm, lambda: default_start_state(sim, sens.cells, protocol))
         digest = run_digest(cfg, cal, space, sens)
         ckpt = out / CHECKPOINT
 
@@ -422,7 +401,7 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
                 log.info("starting a new calibration (overwriting %s)", ckpt)
             return [], np.random.default_rng(cal.seed), 0, None
 
-        records, rng, batches, baseline = _share(comm, restore)
+        records, rng, batches, baseline = on_root(comm, restore)
         evaluator = TrialEvaluator(cfg, cal, model, space, sens, comm, start)
         done_here = 0
         while len(records) < cal.trials:
@@ -464,12 +443,13 @@ def calibrate(cfg, cal, comm=None, *, members: int = 13, resume: bool = False, m
         result.column_years = comm.allreduce(evaluator.column_years, op="sum")
         result.seconds = time.perf_counter() - t0
         if comm.rank == 0:
-            finish(out, cal, space, records, baseline, sens.summary, result, members)
+            finish(out, cal, space, records, baseline, sens.summary, result, members, protocol)
         comm.barrier()
     return result
 
 
-def finish(out: Path, cal, space, records, baseline, sensitive, result, n_members) -> None:
+def finish(out: Path, cal, space, records, baseline, sensitive, result, n_members,
+           protocol) -> None:
     """Ranking, ensemble file, convergence plot and summary (rank 0)."""
     ranked = ranking(records)
     members = ranked[:n_members]
@@ -477,7 +457,7 @@ def finish(out: Path, cal, space, records, baseline, sensitive, result, n_member
     write_ensemble_file(out / ENSEMBLE_FILE, members, space, {
         "reference_year": cal.reference_year, "sensitive_cells": sensitive["sensitive_cells"],
         "default_kappa": baseline["kappa"] if baseline else math.nan, "trials": len(records),
-        "protocol": cal.protocol})
+        **protocol_keys(cal)})
     write_convergence_plot(out / CONVERGENCE_PLOT, records, baseline, sensitive)
     summary = {
         "trials": len(records), "failed_trials": sum(r["status"] != "ok" for r in records),
@@ -485,9 +465,9 @@ def finish(out: Path, cal, space, records, baseline, sensitive, result, n_member
         "members": [{"member": i + 1, "trial": r["tid"], "kappa": r["kappa"]}
                     for i, r in enumerate(members)],
         "column_years": result.column_years, "seconds": result.seconds,
-        "settings": settings_mod.as_dict(cal),
+        "settings": settings_mod.as_dict(cal), "protocol": protocol.as_dict(),
     }
-    _write_json(out / SUMMARY, summary)
+    write_json(out / SUMMARY, summary)
     if ranked:
         log.info("calibration done: %d trials, best kappa %.4f (trial %d) vs default %.4f; "
                  "ensemble of %d in %s", len(records), ranked[0]["kappa"], ranked[0]["tid"],

@@ -36,21 +36,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..classify import NODATA, PERMAFROST, classify
-from ..parallel import partition
 from ..errors import ConfigError
-from ..simulation import (Simulation, _atomic_target, config_digest, physics_options,
-                          read_restart)
-from .agreement import REFERENCE_NODATA, confusion, map_agreement, scores
-from .engine import CellBlock, build_pairs, cold_start, continue_from, run_year
+from ..parallel import partition
+from ..simulation import Simulation, config_digest, physics_options
+from .agreement import REFERENCE_NODATA, map_agreement, scores
+from .common import atomic_output, on_root, write_json
+from .engine import (CellBlock, build_pairs, merge_failures, run_spinup, run_year,
+                     start_pairs, take_state)
+from .restarts import read_restart_rows, restart_info
+from .settings import Protocol, trial_protocol
 from .space import ParameterSpace
 
 log = logging.getLogger("noahtibet")
@@ -88,6 +89,14 @@ class DefaultRun:
         return self.out / "restart"
 
 
+def default_run_location(cfg, cal) -> DefaultRun:
+    """Where the default run of this calibration is (or will be), and its digest."""
+    if cal.default_run:
+        return DefaultRun(Path(cal.default_run), config_digest(cfg))
+    dcfg = default_config(cfg, cal)
+    return DefaultRun(Path(dcfg.output.directory), config_digest(dcfg))
+
+
 def default_run(cfg, cal, comm, model=None) -> DefaultRun:
     """Run (or resume, or find finished) the default parameters to the reference year.
 
@@ -97,9 +106,8 @@ def default_run(cfg, cal, comm, model=None) -> DefaultRun:
     reference year must exist.
     """
     year = cal.reference_year
+    run = default_run_location(cfg, cal)
     if cal.default_run:
-        run = DefaultRun(Path(cal.default_run), config_digest(cfg))
-
         def check():
             annual = run.annual_dir / f"annual_{year:04d}.nc"
             if not annual.exists():
@@ -113,11 +121,9 @@ def default_run(cfg, cal, comm, model=None) -> DefaultRun:
                                   f"{run.digest})", path=cfg.path,
                                   field="calibration.default_run", value=cal.default_run)
             log.info("default run: reusing %s", run.out)
-        from .optimizer import _share
-        _share(comm, check)
+        on_root(comm, check)
         return run
-    dcfg = default_config(cfg, cal)
-    sim = Simulation(dcfg, comm, model)
+    sim = Simulation(default_config(cfg, cal), comm, model)
     if comm.rank == 0:
         log.info("default run to %d in %s", year, sim.out)
     sim.run(resume=True)
@@ -125,7 +131,26 @@ def default_run(cfg, cal, comm, model=None) -> DefaultRun:
     annual = sim.annual_dir / f"annual_{year:04d}.nc"
     if comm.rank == 0 and not annual.exists():
         raise RuntimeError(f"{annual}: the default run did not write its reference year")
-    return DefaultRun(sim.out, sim.digest)
+    return run
+
+
+def default_restart(run: DefaultRun, protocol: Protocol) -> Path:
+    """The default run's restart a non-cold protocol starts from (digest checked)."""
+    if protocol.start == "year":
+        files = [run.restart_dir / f"transient_{protocol.start_year:04d}.nc"]
+        files = [f for f in files if f.exists()]
+    else:
+        files = sorted(run.restart_dir.glob("spinup_cycle_*.nc"))
+    if not files:
+        what = f"transient year {protocol.start_year}" if protocol.start == "year" \
+            else "the end of the spin-up"
+        raise RuntimeError(f"{run.restart_dir}: no restart of the default run at {what} "
+                           f"(the {protocol.name} protocol starts from it)")
+    info = restart_info(files[-1])
+    if info.get("config_digest") != run.digest:
+        raise RuntimeError(f"{files[-1]}: restart of a different configuration "
+                           f"({info.get('config_digest')} != {run.digest})")
+    return files[-1]
 
 
 def reference_path(cfg, cal, comm) -> Path:
@@ -171,7 +196,6 @@ class Sensitive:
 
     cells: np.ndarray                 # (S,) column indices, increasing
     reference_permafrost: np.ndarray  # (S,) bool
-    default_permafrost: np.ndarray    # (S,) bool
     disagreeing: int                  # cells where the default run disagrees
     summary: dict
 
@@ -222,14 +246,13 @@ def sensitive_cells(model, default_classes: np.ndarray, reference: np.ndarray,
         "default_permafrost_cells": int((valid & dpf).sum()),
     }
     r, c = rows[cells], cols[cells]
-    return Sensitive(cells, rpf[r, c], dpf[r, c], int(disagree.sum()), summary)
+    return Sensitive(cells, rpf[r, c], int(disagree.sum()), summary)
 
 
 def write_sensitive(path_dir: Path, model, sens: Sensitive, reference, default_classes) -> None:
     rows, cols = model.simulated.cell_rows_cols
-    path = Path(path_dir) / "sensitive_cells.csv"
-    tmp = _atomic_target(path)
-    with open(tmp, "w", newline="") as fh:
+    with atomic_output(Path(path_dir) / "sensitive_cells.csv") as tmp, \
+            open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["column", "row", "col", "lon", "lat", "reference_class", "default_class",
                     "disagrees"])
@@ -239,11 +262,16 @@ def write_sensitive(path_dir: Path, model, sens: Sensitive, reference, default_c
                         int(reference[r, c]), int(default_classes[r, c]),
                         int((reference[r, c] == PERMAFROST)
                             != (default_classes[r, c] == PERMAFROST))])
-    os.replace(tmp, path)
-    path = Path(path_dir) / "sensitive_cells.json"
-    tmp = _atomic_target(path)
-    tmp.write_text(json.dumps(sens.summary, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json(Path(path_dir) / "sensitive_cells.json", sens.summary)
+
+
+def read_sensitive_columns(path_dir: Path) -> np.ndarray | None:
+    """The sensitive cells' column indices from ``sensitive_cells.csv`` (None if absent)."""
+    path = Path(path_dir) / "sensitive_cells.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as fh:
+        return np.array([int(r["column"]) for r in csv.DictReader(fh)], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,31 +280,16 @@ def write_sensitive(path_dir: Path, model, sens: Sensitive, reference, default_c
 
 @dataclass
 class StartState:
-    """State of the sensitive cells at the end of the default spin-up (continued protocol)."""
+    """State of the sensitive cells in the default run where a non-cold protocol starts."""
 
     state: object                   # ColumnState (S columns)
     prev_tmax: np.ndarray | None    # (S, nlay)
 
 
-def default_start_state(run: DefaultRun, cells: np.ndarray, year: int = 0) -> StartState:
-    """The default run's state at the end of its spin-up (``year`` 0) or of a transient
-    year, restricted to ``cells`` (rank 0 reads)."""
-    if year:
-        files = [run.restart_dir / f"transient_{year:04d}.nc"]
-        files = [f for f in files if f.exists()]
-    else:
-        files = sorted(run.restart_dir.glob("spinup_cycle_*.nc"))
-    if not files:
-        what = f"transient year {year}" if year else "the end of the spin-up"
-        raise RuntimeError(f"{run.restart_dir}: no restart of the default run at {what} "
-                           "(the continued protocol starts from it)")
-    state, prev, info, _ = read_restart(files[-1])
-    if info.get("config_digest") != run.digest:
-        raise RuntimeError(f"{files[-1]}: restart of a different configuration "
-                           f"({info.get('config_digest')} != {run.digest})")
-    from ..kernel import ColumnState
-    sub = ColumnState(state.stc[cells], state.smc[cells], state.sh2o[cells], state.surface[cells])
-    return StartState(sub, None if prev is None else prev[cells])
+def default_start_state(run: DefaultRun, cells: np.ndarray, protocol: Protocol) -> StartState:
+    """The default run's state where ``protocol`` starts, restricted to ``cells``."""
+    state, prev = read_restart_rows(default_restart(run, protocol), cells)
+    return StartState(state, prev)
 
 
 class TrialEvaluator:
@@ -288,17 +301,11 @@ class TrialEvaluator:
         self.sens, self.comm, self.start = sens, comm, start
         self.options = physics_options(cfg).as_array()
         self.dt = float(cfg.physics.timestep)
-        sp = cfg.spinup
-        self.spinup_years = list(range(sp.start_year, sp.end_year + 1))
-        first = cfg.run.start_year
-        if cal.protocol == "continued" and cal.continue_from_year:
-            first = cal.continue_from_year + 1
-        self.transient_years = list(range(first, cal.reference_year + 1))
-        self.cycles = {"full": sp.cycles, "shortened": cal.spinup_cycles,
-                       "continued": cal.spinup_cycles}[cal.protocol]
-        if cal.protocol == "continued" and start is None:
-            raise ValueError("the continued protocol needs the default spin-up state")
-        years = set(self.transient_years) | (set(self.spinup_years) if self.cycles else set())
+        self.protocol = trial_protocol(cfg, cal)
+        if self.protocol.start != "cold" and start is None:
+            raise ValueError("the continued protocol needs the default run's state")
+        p = self.protocol
+        years = set(p.transient_years) | (set(p.spinup_years) if p.cycles else set())
         self._cache_years = sorted(years) if cal.cache_forcing else []
         self._blocks: dict = {}
         self.column_years = 0      # pair-years simulated on this rank
@@ -314,69 +321,51 @@ class TrialEvaluator:
         """Scores of every parameter set (same list on every rank).
 
         Returns (results, classes): results[k] is a dict of :func:`agreement.scores`
-        plus ``status`` ("ok" / "failed") and ``message``; classes (rank 0, when
-        asked) the (len(sets), S) uint8 classes of the reference year (255 for a
-        failed set).
+        plus ``status`` ("ok" / "failed"), ``message`` and ``confusion``; classes
+        (rank 0, when asked) the (len(sets), S) uint8 classes of the reference year
+        (255 for a failed set).  A failed set has no confusion matrix (zeros, kappa
+        NaN) and the message of its earliest failure: the same on any number of ranks.
         """
-        comm, S, B = self.comm, self.sens.n, len(sets)
+        comm, S, B, p = self.comm, self.sens.n, len(sets), self.protocol
         mine = partition(B * S, comm.size, comm.rank)
         set_index, cell_index = mine // S, mine % S
         ucells, cell_pos = np.unique(cell_index, return_inverse=True)
         block = self._block(ucells)
         pc = build_pairs(block, self.space, sets, mine, set_index, cell_pos.ravel(), labels)
         # pc.cell_pos indexes the block; the sensitive-cell index is ucells[cell_pos]
-        if self.cal.protocol == "continued":
-            st = self.start.state
-            from ..kernel import ColumnState
-            local = ColumnState(st.stc[ucells], st.smc[ucells], st.sh2o[ucells],
-                                st.surface[ucells])
-            prev = None if self.start.prev_tmax is None else self.start.prev_tmax[ucells]
-            continue_from(pc, local, prev)
+        if p.start == "cold":
+            start_pairs(pc, p, self.cfg.spinup.initial_moisture_fraction)
         else:
-            cold_start(pc, self.cfg.spinup.initial_moisture_fraction)
-        diag = None
-        for _ in range(self.cycles):
-            for year in self.spinup_years:
-                diag = run_year(block, pc, year, self.dt, self.options)
-                self.column_years += pc.n
-            if diag is not None:
-                pc.prev_tmax = diag.tmax.copy()
-        for year in self.transient_years:
+            prev = None if self.start.prev_tmax is None else self.start.prev_tmax[ucells]
+            start_pairs(pc, p, 0.0, take_state(self.start.state, ucells), prev)
+        self.column_years += run_spinup(block, pc, p, self.dt, self.options)
+        for year in p.transient_years:
             diag = run_year(block, pc, year, self.dt, self.options)
             self.column_years += pc.n
-            if year < self.cal.reference_year:
+            if year < p.last_year:
                 pc.prev_tmax = diag.tmax.copy()
         classes = classify(diag.tmin, diag.tmax, pc.prev_tmax) if pc.n else \
             np.zeros(0, np.uint8)
-        sens_idx = ucells[pc.cell_pos]
-        ref = self.sens.reference_permafrost[sens_idx]
+        ref = self.sens.reference_permafrost[ucells[pc.cell_pos]]
         cm = np.zeros((B, 2, 2), dtype=np.int64)
         valid = classes != NODATA
         np.add.at(cm, (pc.set_index[valid], ref[valid].astype(int),
                        (classes[valid] == PERMAFROST).astype(int)), 1)
-        failed = np.zeros(B, dtype=np.int64)
-        for k in pc.failed:
-            failed[k] = 1
         cm = comm.allreduce(cm, op="sum")
-        failed = comm.allreduce(failed, op="sum")
-        messages = comm.gather(pc.failed, root=0)
+        failed = merge_failures(comm.allgather(pc.failed))
         results = []
-        if comm.rank == 0:
-            merged = {}
-            for part in messages:
-                for k, msg in part.items():
-                    merged.setdefault(k, msg)
-            for k in range(B):
-                r = scores(cm[k])
-                if failed[k]:
-                    r.update(kappa=float("nan"), status="failed", message=merged.get(k, ""))
-                elif not np.isfinite(r["kappa"]):
-                    r.update(status="failed", message="kappa undefined")
-                else:
-                    r.update(status="ok", message="")
-                r["confusion"] = cm[k].tolist()
-                results.append(r)
-        results = comm.bcast(results, root=0)
+        for k in range(B):
+            if k in failed:
+                cm[k] = 0         # the pairs counted depend on where the set failed
+            r = scores(cm[k])
+            if k in failed:
+                r.update(kappa=float("nan"), status="failed", message=failed[k][2])
+            elif not np.isfinite(r["kappa"]):
+                r.update(status="failed", message="kappa undefined")
+            else:
+                r.update(status="ok", message="")
+            r["confusion"] = cm[k].tolist()
+            results.append(r)
         out_classes = None
         if return_classes:
             parts = comm.gather((pc.pair, classes), root=0)
@@ -394,9 +383,3 @@ def check_space_on_cells(space: ParameterSpace, cfg, model, cells: np.ndarray) -
     if block.n:
         space.check_constraints(block.base.layer_par, block.base.column_par, block.classes,
                                 what=f"the {block.n} calibrated cells")
-
-
-def agreement_of_classes(classes: np.ndarray, reference_permafrost: np.ndarray) -> dict:
-    """Scores of per-cell classes against per-cell reference permafrost (255 excluded)."""
-    valid = classes != NODATA
-    return scores(confusion(reference_permafrost, classes == PERMAFROST, valid))
