@@ -30,7 +30,7 @@ def test_every_noahtibet_command_in_the_docs_exists(doc):
     known = _subcommands()
     used = set(re.findall(r"(?<![\w.-])noahtibet ([a-z][a-z-]+)", _code(doc.read_text())))
     if doc.name == "README.md" and doc.parent == ROOT:
-        assert {"demo", "point", "report", "export-point"} <= used     # the pattern finds them
+        assert {"run", "point", "report", "export-point"} <= used     # the pattern finds them
     unknown = sorted(used - known)
     assert not unknown, f"{doc.name} names commands that do not exist: {unknown}"
 
