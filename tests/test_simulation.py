@@ -50,6 +50,28 @@ def straight_run(tmp_path_factory):
     return out, summary
 
 
+def test_annual_water_balance_closes(straight_run):
+    """Every cell-year: storage change = precipitation - evapotranspiration - runoff -
+    drainage + clamped water, to round-off (the terms come from the kernel's sums, the
+    storage from the states at the year's ends)."""
+    out, summary = straight_run
+    names = ("precipitation", "evapotranspiration", "surface_runoff", "drainage",
+             "water_clamped", "water_storage_change", "water_balance_residual")
+    for f in sorted((out / "annual").glob("annual_*.nc")):
+        with netCDF4.Dataset(f) as nc:
+            nc.set_auto_mask(False)
+            w = {n: np.array(nc[n][:]) for n in names}
+            assert nc["water_balance_residual"].units == "m"
+        assert np.all(w["precipitation"] > 0.05) and np.all(w["evapotranspiration"] != 0)
+        assert np.all(np.abs(w["water_storage_change"]) > 0)
+        assert np.abs(w["water_balance_residual"]).max() < 1e-9, f.name
+        inflow = (w["precipitation"] - w["evapotranspiration"] - w["surface_runoff"]
+                  - w["drainage"] + w["water_clamped"])
+        np.testing.assert_allclose(w["water_storage_change"] - w["water_balance_residual"],
+                                   inflow, rtol=0, atol=1e-12)
+    assert 0 <= summary.max_water_residual_m < 1e-9
+
+
 def test_products_and_annual_files_exist(straight_run):
     out, summary = straight_run
     assert sorted(p.name for p in (out / "products").glob("*.tif")) == [

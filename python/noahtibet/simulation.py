@@ -390,6 +390,33 @@ class Progress:
                  message, elapsed, left)
 
 
+#: Annual water-balance variables of the annual files (m of water over the year).
+WATER_BALANCE_NAMES = {
+    "precipitation": "precipitation",
+    "evapotranspiration": "evapotranspiration (dew negative)",
+    "surface_runoff": "surface runoff",
+    "drainage": "drainage at the bottom of the soil column",
+    "water_clamped": "water created (negative: removed) by the legacy model's clamps",
+    "water_storage_change": "change of soil, canopy and snow water over the year",
+    "water_balance_residual": "storage change - (precipitation - evapotranspiration - runoff - "
+                              "drainage + clamped): round-off when the model conserves water",
+}
+#: A cell-year whose |residual| exceeds this is logged as a warning [m].
+WATER_RESIDUAL_WARNING_M = 1.0e-6
+
+
+def water_balance(water: np.ndarray, storage_change: np.ndarray) -> dict:
+    """Annual water-balance terms per cell from the kernel's sums (ncol, WATER_BALANCE)
+    and the storage change (ncol,) [m]."""
+    term = {n: water[:, i] for i, n in enumerate(layout.WATER_BALANCE)}
+    inflow = (term["precipitation"] - term["evaporation"] - term["surface_runoff"]
+              - term["drainage"] + term["water_clamped"])
+    return {"precipitation": term["precipitation"], "evapotranspiration": term["evaporation"],
+            "surface_runoff": term["surface_runoff"], "drainage": term["drainage"],
+            "water_clamped": term["water_clamped"], "water_storage_change": storage_change,
+            "water_balance_residual": storage_change - inflow}
+
+
 @dataclass
 class RunSummary:
     column_steps: int = 0
@@ -400,6 +427,8 @@ class RunSummary:
     unconverged_cells: list = field(default_factory=list)
     years: list = field(default_factory=list)
     permafrost_area_km2: dict = field(default_factory=dict)
+    #: largest |water-balance residual| of any cell in any transient year [m]
+    max_water_residual_m: float = 0.0
 
 
 class Simulation:
@@ -486,7 +515,7 @@ class Simulation:
             sub = ColumnState(loc.state.stc[idx], loc.state.smc[idx], loc.state.sh2o[idx],
                               loc.state.surface[idx])
             sdiag = AnnualDiagnostics(diag.tmin[idx], diag.tmax[idx], diag.tsum[idx],
-                                      diag.thaw_depth_max[idx], diag.count[idx])
+                                      diag.thaw_depth_max[idx], diag.count[idx], diag.water[idx])
             rec = run_columns(np.ascontiguousarray(forcing[:, :, idx]), calendar, loc.monthly[idx],
                               loc.layer_par[idx], loc.column_par[idx], sub, self.dt, self.options,
                               sdiag, record=record, labels=[loc.labels[i] for i in idx])
@@ -494,6 +523,7 @@ class Simulation:
             loc.state.surface[idx] = sub.surface
             diag.tmin[idx], diag.tmax[idx], diag.tsum[idx] = sdiag.tmin, sdiag.tmax, sdiag.tsum
             diag.thaw_depth_max[idx], diag.count[idx] = sdiag.thaw_depth_max, sdiag.count
+            diag.water[idx] = sdiag.water
             if record:
                 # a step belongs to the day in which it ends (a step ending at 00:00 closes
                 # the previous day), so a day is the mean of its 8 three-hour steps
@@ -551,6 +581,9 @@ class Simulation:
                 log.info("done: %d column-steps in %.1f s on %d rank(s): %.3g column-steps/s; "
                          "peak memory per rank %.0f MB", steps, self.summary.wall_seconds,
                          self.comm.size, rate, self.summary.peak_memory_mb)
+                if self.summary.years:
+                    log.info("water balance: largest |residual| of a cell-year %.2g m",
+                             self.summary.max_water_residual_m)
             self.summary.column_steps = steps
         return self.summary
 
@@ -681,10 +714,11 @@ class Simulation:
             t0 = time.perf_counter()
             diag = AnnualDiagnostics.empty(self.local.n, self.local.state.nlay)
             daily: dict = {}
+            storage = self._water_storage()
             self._run_year(year, diag, daily=daily,
                            next_year=year + 1 if year < cfg.end_year else None)
             self.forcing.settle()
-            self._year_outputs(year, diag, prev_tmax, daily)
+            self._year_outputs(year, diag, prev_tmax, daily, self._water_storage() - storage)
             prev_tmax = diag.tmax.copy()
             state = self._gather_state()
             prev_all = self._gather(prev_tmax)
@@ -739,13 +773,37 @@ class Simulation:
         return written
 
     # ---- outputs -----------------------------------------------------------------------------
-    def _year_outputs(self, year, diag, prev_tmax, daily) -> None:
+    def _water_storage(self) -> np.ndarray:
+        """Water held by each local column [m]: soil water (total, liquid + ice) of every
+        layer, canopy water and snow water equivalent (summed layer by layer, so a column's
+        value does not depend on the other columns of the rank)."""
+        loc = self.local
+        dz = loc.layer_par[:, :, layout.index(layout.LAYER_PARAMETERS, "thickness")]
+        total = loc.state.smc[:, 0] * dz[:, 0]
+        for k in range(1, dz.shape[1]):
+            total = total + loc.state.smc[:, k] * dz[:, k]
+        surface = loc.state.surface
+        return (total + surface[:, layout.index(layout.SURFACE_STATE, "canopy_water")]
+                + surface[:, layout.index(layout.SURFACE_STATE, "snow_water")])
+
+    def _year_outputs(self, year, diag, prev_tmax, daily, storage_change) -> None:
         tmin, tmax, tsum = self._gather(diag.tmin), self._gather(diag.tmax), self._gather(diag.tsum)
         count, thaw = self._gather(diag.count), self._gather(diag.thaw_depth_max)
         prev = self._gather(prev_tmax) if prev_tmax is not None else None
+        water, change = self._gather(diag.water), self._gather(storage_change)
         all_daily = self.comm.gather(daily, root=0)
         if self.comm.rank != 0:
             return
+        balance = water_balance(water, change)
+        worst = int(np.argmax(np.abs(balance["water_balance_residual"])))
+        residual = float(abs(balance["water_balance_residual"][worst]))
+        self.summary.max_water_residual_m = max(self.summary.max_water_residual_m, residual)
+        if residual > WATER_RESIDUAL_WARNING_M:
+            rows, cols = self.model.simulated.cell_rows_cols
+            log.warning("%d: the water balance of cell %d (%.2f E %.2f N) does not close: "
+                        "residual %.3g m (storage change minus precipitation, evaporation, "
+                        "runoff and clamps)", year, worst, self.model.grid.lons[cols[worst]],
+                        self.model.grid.lats[rows[worst]], residual)
         tmean = tsum / np.maximum(count, 1)[:, None]
         classes_cells = classify(tmin, tmax, prev)
         grid_classes = np.full(self.model.grid.shape, NODATA, dtype=np.uint8)
@@ -755,7 +813,7 @@ class Simulation:
                                      self.model.grid.cell_area_km2(), 0.0)))
         self.summary.years.append(year)
         self.summary.permafrost_area_km2[year] = area
-        self._write_annual(year, tmin, tmax, tmean, thaw, grid_classes)
+        self._write_annual(year, tmin, tmax, tmean, thaw, grid_classes, balance)
         merged = {}
         for part in all_daily:
             merged.update(part)
@@ -776,7 +834,7 @@ class Simulation:
                                              "layer": self.cfg.parameters.layer}, sort_keys=True),
                 "domain": self.model.description, "config_digest": self.digest}
 
-    def _write_annual(self, year, tmin, tmax, tmean, thaw, grid_classes) -> None:
+    def _write_annual(self, year, tmin, tmax, tmean, thaw, grid_classes, balance=None) -> None:
         import netCDF4
 
         path = self.annual_dir / f"annual_{year:04d}.nc"
@@ -798,6 +856,10 @@ class Simulation:
                 v = nc.createVariable("max_thaw_depth", "f8", ("cell",))
                 v[:] = thaw
                 v.units, v.long_name = "m", "maximum depth of the 0 C isotherm below a thawed surface"
+                for name, data in (balance or {}).items():
+                    v = nc.createVariable(name, "f8", ("cell",))
+                    v[:] = data
+                    v.units, v.long_name = "m", WATER_BALANCE_NAMES[name]
                 nc.createVariable("cell_row", "i4", ("cell",))[:] = rows
                 nc.createVariable("cell_col", "i4", ("cell",))[:] = cols
                 v = nc.createVariable("frozen_ground_class", "u1", ("lat", "lon"))
