@@ -291,3 +291,14 @@ def test_renders_in_headless_chromium(report, tmp_path):
     assert png.exists(), proc.stderr[-2000:]
     std, colours = _not_blank(png)
     assert std > 0.1 and colours > 200, (std, colours)
+
+
+def test_water_balance_summary_equals_the_annual_files(run_dir, report):
+    m = json.loads((report.html.parent / "metrics.json").read_text())["water_balance"]
+    assert sorted(int(y) for y in m) == list(range(2005, 2013))
+    for year, row in m.items():
+        a = _annual(run_dir, int(year))
+        assert row["precipitation"] == pytest.approx(a["precipitation"].mean(), rel=1e-12)
+        assert row["water_clamped"] == pytest.approx(a["water_clamped"].mean(), rel=1e-12)
+        assert row["max_abs_residual"] == np.abs(a["water_balance_residual"]).max() < 1e-9
+    assert "Water balance (mean of cells and years)" in report.html.read_text()

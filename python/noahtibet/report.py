@@ -631,6 +631,7 @@ def build_report(run_dir, out_dir=None, *, observations=None, reference=None,
         spin = json.loads(spin_path.read_text())
         inputs.append(("spin-up report", file_fingerprint(spin_path)))
     results["spinup"] = spin
+    results["water_balance"] = run.water_balance()
 
     # ---- provenance ---------------------------------------------------------------------------
     prov = _provenance(run, inputs)
@@ -685,6 +686,20 @@ def _overview_section(run: RunData, results, trend, product_years) -> Section:
             (f"Permafrost area {y1}", f"{fmt(areas[y1])} km&sup2;"),
             ("Area trend", f"{fmt(trend['km2_per_decade'])} km&sup2;/10a "
                            f"({fmt(trend['percent_per_decade'], 2)} %/10a)")]
+    wb = results.get("water_balance")
+    if wb:
+        mean = {k: np.mean([w[k] for w in wb.values()]) * 1000.0 for k in
+                ("precipitation", "evapotranspiration", "surface_runoff", "drainage",
+                 "water_clamped")}
+        rows.append(("Water balance (mean of cells and years)",
+                     f"precipitation {fmt(mean['precipitation'])} mm/a, evapotranspiration "
+                     f"{fmt(mean['evapotranspiration'])} mm/a, runoff and drainage "
+                     f"{fmt(mean['surface_runoff'] + mean['drainage'])} mm/a, water created by "
+                     f"the clamps (mostly the 0.02 soil-moisture floor) {fmt(mean['water_clamped'])} "
+                     f"mm/a (largest "
+                     f"{fmt(max(w['max_water_clamped'] for w in wb.values()) * 1000.0)} mm in a "
+                     f"cell-year); largest residual of a cell-year "
+                     f"{max(w['max_abs_residual'] for w in wb.values()):.2g} m"))
     ref = results.get("reference")
     if ref and ref.get("agreement"):
         b = ref["agreement"]["binary"]

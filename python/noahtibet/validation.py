@@ -381,6 +381,25 @@ class RunData:
         with netCDF4.Dataset(self.annual_paths[year]) as nc:
             return {k: nc.getncattr(k) for k in nc.ncattrs()}
 
+    def water_balance(self) -> dict | None:
+        """Mean over the cells of each annual water-balance term [m] per year, and the
+        largest |residual| of a cell, from the annual files (None when they have none)."""
+        import netCDF4
+
+        out = {}
+        for year in self.years:
+            with netCDF4.Dataset(self.annual_paths[year]) as nc:
+                if "water_balance_residual" not in nc.variables:
+                    return None
+                nc.set_auto_mask(False)
+                row = {n: float(np.mean(nc[n][:])) for n in
+                       ("precipitation", "evapotranspiration", "surface_runoff", "drainage",
+                        "water_clamped", "water_storage_change")}
+                row["max_abs_residual"] = float(np.max(np.abs(nc["water_balance_residual"][:])))
+                row["max_water_clamped"] = float(np.max(nc["water_clamped"][:]))
+            out[year] = row
+        return out
+
     def layer_thickness(self, row: int, col: int) -> np.ndarray:
         """Layer thicknesses [m] of the cell (row, col).
 
