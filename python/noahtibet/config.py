@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import textwrap
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -385,7 +386,7 @@ def template() -> str:
         for f in fields(cls):
             note = _TEMPLATE_NOTES.get(f"{name}.{f.name}")
             if note:
-                lines.append(f"# {note}")
+                lines += [f"# {part}" for part in textwrap.wrap(note, 96)]
             lines.append(f"{f.name} = {_toml_value(getattr(cls(), f.name))}")
     return "\n".join(lines) + "\n"
 

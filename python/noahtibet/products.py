@@ -137,7 +137,7 @@ _REQUIRED_PROVENANCE = ("configuration", "parameter_set")
 _RESERVED_TAGS = {"year", "noahtibet_version", "product", "nodata_value", "provenance_json",
                   "class_1", "class_2", "class_3", "class_255"}
 # output pixels handled per coordinate-transformation batch (bounds memory)
-_POINTS_PER_STRIP = 1_000_000
+_POINTS_PER_STRIP = 250_000     # pixels per strip of the pixel-to-cell map (bounds its temporaries)
 
 
 # --------------------------------------------------------------------------- projection

@@ -422,7 +422,8 @@ class RunSummary:
     column_steps: int = 0
     kernel_seconds: float = 0.0
     wall_seconds: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0         # the largest peak resident memory of a rank
+    peak_memory_mb_by_rank: list = field(default_factory=list)   # rank 0 also writes the products
     spinup_cycles: int = 0
     unconverged_cells: list = field(default_factory=list)
     years: list = field(default_factory=list)
@@ -574,7 +575,8 @@ class Simulation:
                 self.transient(start)
             self.summary.wall_seconds = time.perf_counter() - t0
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-            self.summary.peak_memory_mb = self.comm.allreduce(peak, op="max")
+            self.summary.peak_memory_mb_by_rank = self.comm.allgather(peak)
+            self.summary.peak_memory_mb = max(self.summary.peak_memory_mb_by_rank)
             steps = self.comm.allreduce(self.summary.column_steps, op="sum")
             if self.comm.rank == 0:
                 rate = steps / max(self.summary.wall_seconds, 1e-9)
