@@ -181,6 +181,13 @@ def _space_file(tmp_path, text):
      bounds = [1.0, 6.0]
      sigma = 2
      """, ["bad_space.toml", "SALP.sigma", "not a known key"]),
+    # SLOPE x 1.5 is fine for slope class 1 (0.1) but not for class 3 (1.0)
+    ("""
+     constraints = ["SLOPE <= 1"]
+     [[parameter]]
+     name = "SLOPE"
+     bounds = [0.2, 1.5]
+     """, ["bad_space.toml", "SLOPE <= 1", "slope class 3", "SLOPE in [0.2, 1.5]"]),
     ("""
      [[parameter]]
      name = "SNUP"
