@@ -913,3 +913,17 @@ def test_one_configuration_file_serves_the_run_and_the_calibration(tmp_path):
     config.load(path)
     with pytest.raises(ConfigError, match="ensemble.protocl.*did you mean 'protocol'"):
         settings.load(path)
+
+
+def test_constraints_are_checked_with_the_runs_parameter_overrides(twin):
+    """[parameters] overrides hold in every cell, so the space is checked with them: a field
+    capacity of 0.40 everywhere leaves no room below the porosity of the coarse classes."""
+    import dataclasses
+
+    from noahtibet.calibration.optimizer import prepare_space
+
+    prepare_space(twin.cfg, twin.cal, twin.model)          # accepted without the override
+    params = dataclasses.replace(twin.cfg.parameters, layer={"smcref": 0.40})
+    cfg = dataclasses.replace(twin.cfg, parameters=params)
+    with pytest.raises(ConfigError, match="REFSMC < MAXSMC.*violated"):
+        prepare_space(cfg, twin.cal, twin.model)

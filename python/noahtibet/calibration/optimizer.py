@@ -333,7 +333,9 @@ def prepare_space(cfg, cal, model) -> ParameterSpace:
         veg.add(int(spec.vegetation_class))
         slope.add(int(spec.slope_class))
     classes = dict(soil_classes=sorted(soil), vegetation_classes=sorted(veg),
-                   slope_classes=sorted(slope))
+                   slope_classes=sorted(slope),
+                   overrides=(cfg.parameters.column, cfg.parameters.layer),
+                   nlay=len(spec.layer_thickness))
     space = load_space(cal.parameter_space or None, **classes)
     if cal.parameters:   # the others stay at their defaults: check that corner too
         space = space.subset(cal.parameters)

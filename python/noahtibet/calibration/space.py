@@ -590,15 +590,18 @@ def _parse_constraint(path: str, i: int, text) -> Constraint:
 
 
 def load_space(path: str | Path | None = None, *, soil_classes=None, vegetation_classes=None,
-               slope_classes=None, check: bool = True) -> ParameterSpace:
+               slope_classes=None, overrides=None, nlay: int = 20,
+               check: bool = True) -> ParameterSpace:
     """Read and validate a parameter-space file (default: the bundled 26-parameter space).
 
     An unknown key or parameter, reversed bounds, a scope the parameter does not
     have, overlapping entries of one parameter, or a constraint that can be
-    violated inside the bounds (for the given soil / vegetation classes, by
-    default :data:`DEFAULT_SOIL_CLASSES` / :data:`DEFAULT_VEGETATION_CLASSES`)
-    raise :class:`~noahtibet.errors.ConfigError` naming the file, the parameter
-    and the value.
+    violated inside the bounds (for the given soil / vegetation / slope classes,
+    by default :data:`DEFAULT_SOIL_CLASSES` / :data:`DEFAULT_VEGETATION_CLASSES` /
+    :data:`DEFAULT_SLOPE_CLASSES`, with the run's ``[parameters]`` ``overrides``
+    = (column, layer) dicts, on ``nlay`` layers) raise
+    :class:`~noahtibet.errors.ConfigError` naming the file, the parameter and the
+    value.
     """
     import tomllib
 
@@ -644,7 +647,8 @@ def load_space(path: str | Path | None = None, *, soil_classes=None, vegetation_
     if check:
         lp, cp, classes = class_columns(soil_classes or DEFAULT_SOIL_CLASSES,
                                         vegetation_classes or DEFAULT_VEGETATION_CLASSES,
-                                        slope_classes or DEFAULT_SLOPE_CLASSES)
+                                        slope_classes or DEFAULT_SLOPE_CLASSES, overrides,
+                                        nlay)
         space.check_constraints(lp, cp, classes, what="the table classes")
     return space
 
@@ -660,9 +664,10 @@ def _disjoint(a: Entry, b: Entry) -> bool:
 
 
 def class_columns(soil_classes, vegetation_classes, slope_classes=DEFAULT_SLOPE_CLASSES,
-                  nlay: int = 20):
+                  overrides=None, nlay: int = 20):
     """One synthetic column per soil class, per vegetation class and per slope class (each
-    layer the same soil class), with the default kernel arrays: what a space is checked on
+    layer the same soil class), with the default kernel arrays and the run's
+    ``overrides`` = (column, layer) dicts of ``[parameters]``: what a space is checked on
     (every value a column's class selects from the tables)."""
     from ..parameters import ColumnSpec, Tables, column_parameters
 
@@ -679,6 +684,8 @@ def class_columns(soil_classes, vegetation_classes, slope_classes=DEFAULT_SLOPE_
         spec = ColumnSpec(layer_thickness=np.full(nlay, 0.5), soil_class=np.full(nlay, s),
                           vegetation_class=v, slope_class=k, deep_soil_temperature=272.0,
                           green_fraction_min=0.1, green_fraction_max=0.5, max_snow_albedo=0.75)
+        if overrides:
+            spec.overrides, spec.layer_overrides = dict(overrides[0]), dict(overrides[1])
         lp, cp = column_parameters(spec, tables)
         lps.append(lp)
         cps.append(cp)
