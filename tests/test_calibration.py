@@ -181,6 +181,13 @@ def _space_file(tmp_path, text):
      bounds = [1.0, 6.0]
      sigma = 2
      """, ["bad_space.toml", "SALP.sigma", "not a known key"]),
+    # SLOPE x 1.5 is fine for slope class 1 (0.1) but not for class 3 (1.0)
+    ("""
+     constraints = ["SLOPE <= 1"]
+     [[parameter]]
+     name = "SLOPE"
+     bounds = [0.2, 1.5]
+     """, ["bad_space.toml", "SLOPE <= 1", "slope class 3", "SLOPE in [0.2, 1.5]"]),
     ("""
      [[parameter]]
      name = "SNUP"
@@ -906,3 +913,17 @@ def test_one_configuration_file_serves_the_run_and_the_calibration(tmp_path):
     config.load(path)
     with pytest.raises(ConfigError, match="ensemble.protocl.*did you mean 'protocol'"):
         settings.load(path)
+
+
+def test_constraints_are_checked_with_the_runs_parameter_overrides(twin):
+    """[parameters] overrides hold in every cell, so the space is checked with them: a field
+    capacity of 0.40 everywhere leaves no room below the porosity of the coarse classes."""
+    import dataclasses
+
+    from noahtibet.calibration.optimizer import prepare_space
+
+    prepare_space(twin.cfg, twin.cal, twin.model)          # accepted without the override
+    params = dataclasses.replace(twin.cfg.parameters, layer={"smcref": 0.40})
+    cfg = dataclasses.replace(twin.cfg, parameters=params)
+    with pytest.raises(ConfigError, match="REFSMC < MAXSMC.*violated"):
+        prepare_space(cfg, twin.cal, twin.model)

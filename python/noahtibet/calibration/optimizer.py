@@ -326,17 +326,21 @@ def write_convergence_plot(path: Path, records: list, baseline: dict | None,
 def prepare_space(cfg, cal, model) -> ParameterSpace:
     """The calibrated space: the file, checked on the domain's classes, then the subset."""
     rows, cols = model.simulated.cell_rows_cols
-    soil, veg = set(), set()
+    soil, veg, slope = set(), set(), set()
     for r, c in zip(rows, cols):
         spec = model.column_spec(int(r), int(c))
         soil.update(int(x) for x in np.asarray(spec.soil_class))
         veg.add(int(spec.vegetation_class))
-    space = load_space(cal.parameter_space or None, soil_classes=sorted(soil),
-                       vegetation_classes=sorted(veg))
+        slope.add(int(spec.slope_class))
+    classes = dict(soil_classes=sorted(soil), vegetation_classes=sorted(veg),
+                   slope_classes=sorted(slope),
+                   overrides=(cfg.parameters.column, cfg.parameters.layer),
+                   nlay=len(spec.layer_thickness))
+    space = load_space(cal.parameter_space or None, **classes)
     if cal.parameters:   # the others stay at their defaults: check that corner too
         space = space.subset(cal.parameters)
-        lp, cp, classes = class_columns(sorted(soil), sorted(veg))
-        space.check_constraints(lp, cp, classes, what="the domain's classes")
+        lp, cp, cls = class_columns(*classes.values())
+        space.check_constraints(lp, cp, cls, what="the domain's classes")
     warn_inactive(space, cfg.physics.surface_exchange)
     return space
 

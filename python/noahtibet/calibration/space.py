@@ -35,9 +35,10 @@ bounds** for every column considered: every candidate the optimiser can propose
 is then physically valid, none is wasted.  Because each kernel value is
 monotonic in the one dimension that sets it, the check evaluates the two
 corners of the box column by column (exact, not sampled).  Without a domain
-the check uses one column per soil class of :data:`DEFAULT_SOIL_CLASSES` and
-per vegetation class of :data:`DEFAULT_VEGETATION_CLASSES`; a calibration
-checks again on the columns it simulates.
+the check uses one column per soil class of :data:`DEFAULT_SOIL_CLASSES`, per
+vegetation class of :data:`DEFAULT_VEGETATION_CLASSES` and per slope class of
+:data:`DEFAULT_SLOPE_CLASSES`; a calibration checks again on the classes of
+its domain and on the cells it calibrates.
 
 How a set of values reaches the model: :meth:`ParameterSpace.apply` rewrites
 rows of the kernel's per-column arrays (``layer_par`` / ``column_par``, rows
@@ -88,6 +89,8 @@ DEFAULT_SOIL_CLASSES = tuple(range(1, 15)) + (17,)
 #: can have (not urban, which the model refuses, nor water or snow/ice).
 DEFAULT_VEGETATION_CLASSES = (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 18, 19, 20,
                               21, 22, 23)
+#: Slope classes checked without a domain: every class of GENPARM's SLOPE_DATA.
+DEFAULT_SLOPE_CLASSES = tuple(range(1, 10))
 
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "data" / "parameter_space.toml"
 
@@ -197,9 +200,11 @@ class ColumnClasses:
     soil: np.ndarray        # (n, nlay) int
     vegetation: np.ndarray  # (n,) int
     surface_soil: np.ndarray  # (n,) int, class of the sfc_* rows
+    slope: np.ndarray       # (n,) int
 
     def take(self, idx) -> "ColumnClasses":
-        return ColumnClasses(self.soil[idx], self.vegetation[idx], self.surface_soil[idx])
+        return ColumnClasses(self.soil[idx], self.vegetation[idx], self.surface_soil[idx],
+                             self.slope[idx])
 
     @classmethod
     def from_specs(cls, specs) -> "ColumnClasses":
@@ -207,7 +212,8 @@ class ColumnClasses:
         veg = np.array([int(s.vegetation_class) for s in specs], dtype=np.int64)
         sfc = np.array([int(s.soil_class[0] if s.soil_type_index is None else s.soil_type_index)
                         for s in specs], dtype=np.int64)
-        return cls(soil.reshape(len(specs), -1), veg, sfc)
+        slope = np.array([int(s.slope_class) for s in specs], dtype=np.int64)
+        return cls(soil.reshape(len(specs), -1), veg, sfc, slope)
 
 
 @dataclass
@@ -424,7 +430,8 @@ def _where(bad, classes: ColumnClasses) -> str:
         parts.append(f"layer {bad[1] + 1} (soil class {int(classes.soil[col, bad[1]])})")
     else:
         parts.append(f"(vegetation class {int(classes.vegetation[col])}, "
-                     f"Soil_type_index class {int(classes.surface_soil[col])})")
+                     f"Soil_type_index class {int(classes.surface_soil[col])}, "
+                     f"slope class {int(classes.slope[col])})")
     return " ".join(parts) + ":"
 
 
@@ -583,15 +590,18 @@ def _parse_constraint(path: str, i: int, text) -> Constraint:
 
 
 def load_space(path: str | Path | None = None, *, soil_classes=None, vegetation_classes=None,
+               slope_classes=None, overrides=None, nlay: int = 20,
                check: bool = True) -> ParameterSpace:
     """Read and validate a parameter-space file (default: the bundled 26-parameter space).
 
     An unknown key or parameter, reversed bounds, a scope the parameter does not
     have, overlapping entries of one parameter, or a constraint that can be
-    violated inside the bounds (for the given soil / vegetation classes, by
-    default :data:`DEFAULT_SOIL_CLASSES` / :data:`DEFAULT_VEGETATION_CLASSES`)
-    raise :class:`~noahtibet.errors.ConfigError` naming the file, the parameter
-    and the value.
+    violated inside the bounds (for the given soil / vegetation / slope classes,
+    by default :data:`DEFAULT_SOIL_CLASSES` / :data:`DEFAULT_VEGETATION_CLASSES` /
+    :data:`DEFAULT_SLOPE_CLASSES`, with the run's ``[parameters]`` ``overrides``
+    = (column, layer) dicts, on ``nlay`` layers) raise
+    :class:`~noahtibet.errors.ConfigError` naming the file, the parameter and the
+    value.
     """
     import tomllib
 
@@ -636,7 +646,9 @@ def load_space(path: str | Path | None = None, *, soil_classes=None, vegetation_
     space = ParameterSpace(entries, constraints, p, text)
     if check:
         lp, cp, classes = class_columns(soil_classes or DEFAULT_SOIL_CLASSES,
-                                        vegetation_classes or DEFAULT_VEGETATION_CLASSES)
+                                        vegetation_classes or DEFAULT_VEGETATION_CLASSES,
+                                        slope_classes or DEFAULT_SLOPE_CLASSES, overrides,
+                                        nlay)
         space.check_constraints(lp, cp, classes, what="the table classes")
     return space
 
@@ -651,20 +663,29 @@ def _disjoint(a: Entry, b: Entry) -> bool:
     return not set(a.classes) & set(b.classes)
 
 
-def class_columns(soil_classes, vegetation_classes, nlay: int = 20):
-    """One synthetic column per soil class and per vegetation class (each layer the same
-    soil class), with the default kernel arrays: what a space is checked on without a domain."""
+def class_columns(soil_classes, vegetation_classes, slope_classes=DEFAULT_SLOPE_CLASSES,
+                  overrides=None, nlay: int = 20):
+    """One synthetic column per soil class, per vegetation class and per slope class (each
+    layer the same soil class), with the default kernel arrays and the run's
+    ``overrides`` = (column, layer) dicts of ``[parameters]``: what a space is checked on
+    (every value a column's class selects from the tables)."""
     from ..parameters import ColumnSpec, Tables, column_parameters
 
-    soil_classes, veg = list(soil_classes), list(vegetation_classes)
-    combos = [(s, veg[i % len(veg)]) for i, s in enumerate(soil_classes)]
-    combos += [(soil_classes[i % len(soil_classes)], v) for i, v in enumerate(veg)]
+    soil_classes, veg, slope = list(soil_classes), list(vegetation_classes), list(slope_classes)
+    combos = [(s, veg[i % len(veg)], slope[i % len(slope)])
+              for i, s in enumerate(soil_classes)]
+    combos += [(soil_classes[i % len(soil_classes)], v, slope[i % len(slope)])
+               for i, v in enumerate(veg)]
+    combos += [(soil_classes[i % len(soil_classes)], veg[i % len(veg)], k)
+               for i, k in enumerate(slope)]
     tables = Tables.load()
     lps, cps, specs = [], [], []
-    for s, v in combos:
+    for s, v, k in combos:
         spec = ColumnSpec(layer_thickness=np.full(nlay, 0.5), soil_class=np.full(nlay, s),
-                          vegetation_class=v, slope_class=1, deep_soil_temperature=272.0,
+                          vegetation_class=v, slope_class=k, deep_soil_temperature=272.0,
                           green_fraction_min=0.1, green_fraction_max=0.5, max_snow_albedo=0.75)
+        if overrides:
+            spec.overrides, spec.layer_overrides = dict(overrides[0]), dict(overrides[1])
         lp, cp = column_parameters(spec, tables)
         lps.append(lp)
         cps.append(cp)
