@@ -927,3 +927,46 @@ def test_constraints_are_checked_with_the_runs_parameter_overrides(twin):
     cfg = dataclasses.replace(twin.cfg, parameters=params)
     with pytest.raises(ConfigError, match="REFSMC < MAXSMC.*violated"):
         prepare_space(cfg, twin.cal, twin.model)
+
+
+TINY_ENSEMBLE = {
+    "domain": {"kind": "demo", "spacing": 1.0, "max_cells": 1},
+    "spinup": {"start_year": 2007, "end_year": 2007, "cycles": 1},
+    "run": {"start_year": 2007, "end_year": 2008, "product_start_year": 2007},
+    "calibration": {"reference_year": 2008, "protocol": "full", "parameters": ["TBOT"]},
+}
+TINY_MEMBERS = [{"trial": 1, "values": {"TBOT": 0.0}}, {"trial": 2, "values": {"TBOT": 1.5}}]
+
+
+def tiny_ensemble(out, comm):
+    from noahtibet.calibration.ensemble import run_ensemble
+
+    cfg, cal, ens = settings.from_dict({**TINY_ENSEMBLE, "output": {"directory": str(out)}},
+                                       "<test>")
+    run_ensemble(cfg, cal, ens, comm, members=TINY_MEMBERS)
+    return ens.directory
+
+
+@pytest.mark.skipif(not mpi_available(), reason="mpi4py / mpiexec not installed")
+def test_an_ensemble_with_more_ranks_than_cells(tmp_path):
+    """Rank 1 holds no cell: it still takes part in every collective step, and the files
+    equal the serial run's."""
+    from noahtibet.calibration.ensemble import read_year
+
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_calibration import tiny_ensemble
+        from noahtibet.parallel import get_comm
+        tiny_ensemble({str(tmp_path / "two")!r}, get_comm(True))
+    """))
+    proc = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    serial = tiny_ensemble(tmp_path / "one", SerialComm())
+    for year in (2007, 2008):
+        want, got = read_year(serial, year), read_year(tmp_path / "two" / "ensemble", year)
+        assert want["member_class"].shape == (2, 1)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)

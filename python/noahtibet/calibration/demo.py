@@ -63,8 +63,8 @@ def run_demo_calibration(cfg, comm=None, resume: bool = False, **overrides):
     cal, ens = demo_settings(cfg, **overrides)
     if comm is None or comm.rank == 0:
         log.info("demo calibration: %d trials in batches of %d against the demo truth's 2010 "
-                 "map, warm start from the product run's %d state", cal.trials, cal.batch_size,
-                 cal.continue_from_year)
+                 "map; trials %s", cal.trials, cal.batch_size,
+                 settings_mod.trial_protocol(cfg, cal).describe())
     return calibrate(cfg, cal, comm, members=ens.members, resume=resume)
 
 

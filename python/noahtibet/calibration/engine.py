@@ -46,7 +46,8 @@ class CellBlock:
             rows, cols = model.simulated.cell_rows_cols
             nlay = len(model.column_spec(int(rows[0]), int(cols[0])).layer_thickness) \
                 if rows.size else 0
-            self.base, self.classes, self.forcing = _EmptyBase(nlay), None, None
+            self.base, self.classes = _EmptyBase(nlay), None
+            self.forcing = ForcingSource(model.provider, rows[:0], cols[:0])   # never read
             self.lons = self.lats = np.zeros(0)
             return
         self.base = build_local_columns(model, self.cells, cfg)
