@@ -390,6 +390,20 @@ class Progress:
                  message, elapsed, left)
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process [MB]: VmHWM of /proc/self/status where there is
+    one (Linux), else getrusage's ru_maxrss, which on Linux also counts the memory of the
+    process image before an exec (e.g. a large parent that started this process)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 @dataclass
 class RunSummary:
     column_steps: int = 0
@@ -544,7 +558,7 @@ class Simulation:
             if "transient" in stages:
                 self.transient(start)
             self.summary.wall_seconds = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            peak = peak_memory_mb()
             self.summary.peak_memory_mb_by_rank = self.comm.allgather(peak)
             self.summary.peak_memory_mb = max(self.summary.peak_memory_mb_by_rank)
             steps = self.comm.allreduce(self.summary.column_steps, op="sum")
