@@ -489,6 +489,8 @@ class Simulation:
                             self.dt, self.options, diag, labels=loc.labels)
             self.summary.kernel_seconds += time.perf_counter() - t0
             self.summary.column_steps += forcing.shape[0] * loc.n
+            # released before the next month is read: one month of forcing at a time
+            del times, forcing, calendar
 
     def _run_with_points(self, times, forcing, calendar, diag, daily):
         """Run point columns in record mode and the others without; results identical."""
