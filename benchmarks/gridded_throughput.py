@@ -130,7 +130,8 @@ def cmfd_setup(work: str, cells: int, years: int) -> str:
                    lat_descending=True, precip_units="mm/hr")
     data = {
         "domain": {"kind": "cmfd", "bbox": list(extent), "spacing": 0.1, "max_cells": cells},
-        "forcing": {"provider": "cmfd", "path": forcing, **({"prefetch": True} if PREFETCH else {})},
+        "forcing": {"provider": "cmfd", "path": forcing,
+                    **({"prefetch": True} if PREFETCH else {})},
         "static": st,
         "spinup": {"start_year": 1979, "end_year": 1979, "cycles": 0},
         "run": {"start_year": 1979, "end_year": last, "product_start_year": 1980},

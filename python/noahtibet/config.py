@@ -76,10 +76,10 @@ class StaticConfig:
     reference_map: str = ""
     vegetation_crosswalk: str = "igbp_to_usgs"  # packaged name or CSV path; "usgs": already USGS
     slope: str = ""                    # raster of GENPARM slope classes; empty: class 1 everywhere
-    tbot: str = ""                     # raster of the deep (ZBOT) temperature [K] (tbot_source "raster")
-    tbot_source: str = "raster"        # "raster" (static.tbot) or "forcing": TBOT = mean annual air
-    #                                    temperature of the cell's forcing over tbot_period + tbot_offset
-    tbot_period: list = field(default_factory=list)   # [first, last] year of that mean; []: spin-up period
+    tbot: str = ""                     # raster of the deep (ZBOT) temperature TBOT [K]
+    tbot_source: str = "raster"        # "raster" (static.tbot) or "forcing": TBOT = mean annual
+    #                                    air temperature of the forcing over tbot_period + offset
+    tbot_period: list = field(default_factory=list)   # [first, last] year; []: spin-up period
     tbot_offset: float = 0.0           # [K] added to the forcing mean (tbot_source "forcing")
     max_snow_albedo: float = 0.75      # maximum albedo of deep snow, every column
     layer_thickness: list = field(default_factory=lambda: list(NOAH_TIBET_LAYERS))  # [m]

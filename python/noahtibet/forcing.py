@@ -600,6 +600,9 @@ def open_cmfd(path, start: str, end: str, bbox=None):
 # provider
 # ----------------------------------------------------------------------------------------
 
+#: metadata of this many files is kept by a provider (a few months of all variables)
+_KEPT_METAS = 64
+
 _INSTANT, _PRECIP, _RADIATION = "instant", "precip", "radiation"
 _KIND = {"temp": _INSTANT, "pres": _INSTANT, "shum": _INSTANT, "wind": _INSTANT,
          "srad": _RADIATION, "lrad": _RADIATION, "prec": _PRECIP}
@@ -805,6 +808,8 @@ class CMFDProvider(ForcingProvider):
             meta = self._metas.get(path)
             if meta is None:        # each file's metadata is read and checked once
                 meta = self._metas[path] = _meta(nc, path, var, month)
+                while len(self._metas) > _KEPT_METAS:        # bounded: the oldest go
+                    del self._metas[next(iter(self._metas))]
             self._check_grid(meta, r0, r1, c0, c1, month)
             raw = _read_raw(nc, meta, 0, meta.times.size, r0, r1, c0, c1)
             raw = raw.reshape(raw.shape[0], -1)[:, flat]           # (nrec, ncell, kk)
@@ -823,7 +828,7 @@ class CMFDProvider(ForcingProvider):
         path = self._index.path(var, month)
         t = stamps.astype("datetime64[s]")
         with _open(path, var) as nc:
-            meta = self._metas[path]
+            meta = self._metas.get(path) or _meta(nc, path, var, month)
             it = (t - meta.times[0]).astype(np.int64) // RECORD_SECONDS
             raw = _read_raw(nc, meta, int(it[0]), int(it[-1]) + 1, r0, r1, c0, c1)
             vals = _decode(nc, meta, raw.reshape(raw.shape[0], -1)[:, flat])

@@ -417,6 +417,20 @@ def water_balance(water: np.ndarray, storage_change: np.ndarray) -> dict:
             "water_balance_residual": storage_change - inflow}
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process [MB]: VmHWM of /proc/self/status where there is
+    one (Linux), else getrusage's ru_maxrss, which on Linux also counts the memory of the
+    process image before an exec (e.g. a large parent that started this process)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 @dataclass
 class RunSummary:
     column_steps: int = 0
@@ -504,6 +518,8 @@ class Simulation:
                             self.dt, self.options, diag, labels=loc.labels)
             self.summary.kernel_seconds += time.perf_counter() - t0
             self.summary.column_steps += forcing.shape[0] * loc.n
+            # released before the next month is read: one month of forcing at a time
+            del times, forcing, calendar
 
     def _run_with_points(self, times, forcing, calendar, diag, daily):
         """Run point columns in record mode and the others without; results identical."""
@@ -574,7 +590,7 @@ class Simulation:
             if "transient" in stages:
                 self.transient(start)
             self.summary.wall_seconds = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+            peak = peak_memory_mb()
             self.summary.peak_memory_mb_by_rank = self.comm.allgather(peak)
             self.summary.peak_memory_mb = max(self.summary.peak_memory_mb_by_rank)
             steps = self.comm.allreduce(self.summary.column_steps, op="sum")
