@@ -205,9 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "soil and vegetation classes) and monthly climatologies of the "
                                    "simulated cell containing LON/LAT, exactly as the run builds "
                                    "them (tables, static data and [parameters] overrides).")
-    p.add_argument("config", help="TOML configuration file of the run")
-    p.add_argument("--lon", type=float, required=True, help="longitude [deg E]")
-    p.add_argument("--lat", type=float, required=True, help="latitude [deg N]")
+    from .cli_validation import add_cell_arguments
+    add_cell_arguments(p)
     p.add_argument("--csv", action="store_true", help="comma-separated output")
     p.set_defaults(func=_cmd_parameters)
 

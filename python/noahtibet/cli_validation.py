@@ -89,6 +89,13 @@ def _cmd_compare_products(args) -> int:
     return 0
 
 
+def add_cell_arguments(p) -> None:
+    """The run configuration and the cell (LON/LAT) of a per-cell command."""
+    p.add_argument("config", help="TOML configuration file of the run")
+    p.add_argument("--lon", type=float, required=True, help="longitude of the cell [deg E]")
+    p.add_argument("--lat", type=float, required=True, help="latitude of the cell [deg N]")
+
+
 def add_parser(sub) -> None:
     """Add ``report``, ``compare-legacy``, ``export-point`` and ``compare-products`` to ``sub``."""
     p = sub.add_parser(
@@ -131,9 +138,7 @@ def add_parser(sub) -> None:
                     "legacy code and 'noahtibet point' on it, then 'noahtibet compare-legacy'. "
                     "Refused when the legacy code cannot reproduce the run's parameters or "
                     "physics; details in OUTPUT.json.")
-    p.add_argument("config", help="TOML configuration file of the run")
-    p.add_argument("--lon", type=float, required=True, help="longitude of the cell [deg E]")
-    p.add_argument("--lat", type=float, required=True, help="latitude of the cell [deg N]")
+    add_cell_arguments(p)
     p.add_argument("--years", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"),
                    help="calendar years to export")
     p.add_argument("--state", choices=("auto", "restart", "cold"), default="auto",
