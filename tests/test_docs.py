@@ -54,3 +54,26 @@ def test_real_data_configuration_example_loads(tmp_path):
     cfg = config.load(tmp_path / "qtp.toml")
     assert cfg.domain.kind == "cmfd" and cfg.spinup.cycles == 100
     assert cfg.static.tbot_source == "forcing"
+
+
+def test_config_template_has_every_key_and_loads(tmp_path):
+    """`noahtibet config-template` is a complete configuration: every key of the run and of
+    the calibration / ensemble settings, and it loads as both."""
+    from dataclasses import fields
+
+    from noahtibet.calibration import settings
+    from noahtibet.calibration.settings import CalibrationSettings, EnsembleSettings
+
+    text = config.template()
+    path = tmp_path / "template.toml"
+    path.write_text(text)
+    config.load(path)                      # the run ignores [calibration] / [ensemble]
+    _, cal, ens = settings.load(path)
+    assert (cal.trials, cal.protocol) == (CalibrationSettings().trials, CalibrationSettings().protocol)
+    assert (ens.members, ens.protocol) == (EnsembleSettings().members, EnsembleSettings().protocol)
+    for section, cls in (("calibration", CalibrationSettings), ("ensemble", EnsembleSettings)):
+        block = text.split(f"[{section}]\n")[1].split("\n[")[0]
+        keys = {line.split(" = ")[0] for line in block.splitlines() if " = " in line
+                and not line.startswith("#")}
+        assert keys == {f.name for f in fields(cls)}, section
+    assert "# full | shortened | continued" in text        # the settings' own notes

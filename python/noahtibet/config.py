@@ -388,7 +388,42 @@ def template() -> str:
             if note:
                 lines += [f"# {part}" for part in textwrap.wrap(note, 96)]
             lines.append(f"{f.name} = {_toml_value(getattr(cls(), f.name))}")
-    return "\n".join(lines) + "\n"
+    # the tables of 'noahtibet calibrate' / 'noahtibet ensemble', which 'run' ignores
+    from .calibration.settings import CalibrationSettings, EnsembleSettings
+
+    lines.append("\n# [calibration] and [ensemble]: read by 'noahtibet calibrate' and 'noahtibet "
+                 "ensemble'\n# (docs/calibration.md); 'noahtibet run' ignores them")
+    for name, cls in (("calibration", CalibrationSettings), ("ensemble", EnsembleSettings)):
+        lines.append(f"[{name}]")
+        notes = _field_comments(cls)
+        for f in fields(cls):
+            if f.name in notes:
+                lines += [f"# {part}" for part in textwrap.wrap(notes[f.name], 96)]
+            lines.append(f"{f.name} = {_toml_value(getattr(cls(), f.name))}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The end-of-line comments of a dataclass's fields in its source (with the comment
+    lines that continue them): the settings classes document their keys there."""
+    import inspect
+    import re
+
+    notes: dict[str, str] = {}
+    last = None
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.*)$", line)
+        if m:
+            last = m.group(1)
+            notes[last] = m.group(2).strip()
+            continue
+        m = re.match(r"\s+#\s*(.*)$", line)
+        if m and last is not None:
+            notes[last] += " " + m.group(1).strip()
+        else:
+            last = None
+    return notes
 
 
 def _toml_value(v: Any) -> str:
