@@ -15,7 +15,7 @@ import rasterio
 
 from noahtibet import config, layout
 from noahtibet.demo import DemoDomain
-from noahtibet.errors import ConfigError
+from noahtibet.errors import ConfigError, InputError
 from noahtibet.forcing import write_cmfd
 from noahtibet.parameters import column_parameters
 from noahtibet.real_domain import cmfd_grid, cmfd_model
@@ -308,3 +308,53 @@ def test_config_template_documents_the_tbot_options():
         assert f"\n{key} = " in text
     assert "mean annual air temperature" in text
     assert config.from_dict(__import__("tomllib").loads(text)).static.tbot_source == "raster"
+
+
+def write_nc(path, var, bands, grid, dim):
+    """(nband, nlat, nlon) latitude-ascending arrays -> a CF netCDF variable (dim, lat, lon)
+    on 1-D degree coordinates, latitude descending as many products store it."""
+    import netCDF4
+
+    bands = np.asarray(bands)
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension(dim, bands.shape[0])
+        nc.createDimension("lat", grid.nlat)
+        nc.createDimension("lon", grid.nlon)
+        lat = nc.createVariable("lat", "f8", ("lat",))
+        lat[:] = grid.lats[::-1]
+        lat.units, lat.standard_name = "degrees_north", "latitude"
+        lon = nc.createVariable("lon", "f8", ("lon",))
+        lon[:] = grid.lons
+        lon.units, lon.standard_name = "degrees_east", "longitude"
+        nc.createVariable(dim, "i4", (dim,))[:] = np.arange(1, bands.shape[0] + 1)
+        v = nc.createVariable(var, bands.dtype, (dim, "lat", "lon"), fill_value=0
+                              if bands.dtype.kind == "i" else np.nan)
+        v[:] = bands[:, ::-1, :]
+    return f"{path}:{var}"
+
+
+def test_netcdf_sources_with_a_layer_or_month_dimension(inputs, tmp_path):
+    """static.soil / static.lai as "file.nc:var" with a leading layer / month dimension give
+    the same classes and monthly fields as the multi-band GeoTIFFs."""
+    demo, paths, _ = inputs
+    g = demo.grid
+    soil = write_nc(tmp_path / "soil.nc", "stas_class",
+                    np.moveaxis(demo.soil_class, -1, 0).astype(np.int16), g, "layer")
+    lai = write_nc(tmp_path / "lai.nc", "lai", np.moveaxis(demo.lai_monthly, -1, 0), g, "month")
+    tif = cmfd_model(make_config(inputs, tmp_path / "a", domain={"max_cells": 0}))
+    nc = cmfd_model(make_config(inputs, tmp_path / "b", domain={"max_cells": 0},
+                                static={"soil": soil, "lai": lai}))
+    assert np.array_equal(nc.simulated.active, tif.simulated.active)
+    rows, cols = np.nonzero(nc.simulated.active)
+    assert rows.size > 20
+    for r, c in zip(rows, cols):
+        a, b = tif.column_spec(int(r), int(c)), nc.column_spec(int(r), int(c))
+        assert np.array_equal(a.soil_class, b.soil_class), (r, c)
+        assert np.array_equal(b.soil_class, demo.soil_class[r, c]), (r, c)
+        np.testing.assert_allclose(nc.monthly(int(r), int(c)), tif.monthly(int(r), int(c)),
+                                   rtol=0, atol=1e-12)
+    # a netCDF soil source with the wrong number of layers is refused, naming it
+    short = write_nc(tmp_path / "short.nc", "stas_class",
+                     np.moveaxis(demo.soil_class, -1, 0)[:5].astype(np.int16), g, "layer")
+    with pytest.raises(InputError, match="short.nc"):
+        cmfd_model(make_config(inputs, tmp_path / "c", static={"soil": short}))
