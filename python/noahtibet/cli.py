@@ -106,8 +106,8 @@ def _cmd_parameters(args) -> int:
 
     cfg = config.load(args.config)
     model = build_model(cfg)
-    r, c, idx = locate_cell(cfg, model, args.lon, args.lat)
-    cols = build_local_columns(model, np.array([idx]), cfg)
+    r, c, idx = locate_cell(cfg, model, args.lon, args.lat, prepare=False)
+    cols = build_local_columns(model, np.array([idx]), cfg)     # (prepares the cell)
     spec = model.column_spec(r, c)
     tables = Tables.load()
     print(f"# cell {idx} (row {r}, col {c}) at {model.grid.lons[c]:.3f} E "

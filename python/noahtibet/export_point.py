@@ -208,9 +208,11 @@ def _initial_state(cfg: Config, model, cell_index: int, start_year: int, layer_p
     return st, "cold start (no spin-up)"
 
 
-def locate_cell(cfg: Config, model, lon: float, lat: float) -> tuple[int, int, int]:
+def locate_cell(cfg: Config, model, lon: float, lat: float, prepare: bool = True
+                ) -> tuple[int, int, int]:
     """(row, col, column index) of the simulated cell containing (lon, lat); a ConfigError
-    when it is not simulated.  Prepares the model's per-cell inputs of that cell."""
+    when it is not simulated.  With ``prepare``, the model's per-cell inputs of that cell
+    are computed (as build_local_columns does for a rank's cells)."""
     r, c = (int(v) for v in model.grid.index_of(lon, lat))
     rows_all, cols_all = model.simulated.cell_rows_cols
     hit = np.flatnonzero((rows_all == r) & (cols_all == c))
@@ -218,9 +220,8 @@ def locate_cell(cfg: Config, model, lon: float, lat: float) -> tuple[int, int, i
         raise ConfigError("is not a simulated cell of this run (outside the domain, glacier or "
                           "without static data)", path=cfg.path, field="cell",
                           value=f"{lon} E {lat} N")
-    prepare = getattr(model, "prepare", None)
-    if prepare is not None:        # per-cell inputs computed in one pass (e.g. TBOT)
-        prepare(np.array([r]), np.array([c]))
+    if prepare and getattr(model, "prepare", None) is not None:   # e.g. TBOT from the forcing
+        model.prepare(np.array([r]), np.array([c]))
     return r, c, int(hit[0])
 
 
