@@ -19,13 +19,17 @@ module nt_column_kernel
   use nt_constants, only: tfreez
   use nt_parameter_layout
   use nt_land_surface_step, only: column_params, column_options, step_forcing, step_diagnostics, &
-                                  prepare_column, land_surface_step
+                                  heat_request, prepare_column, land_surface_step, finish_step
+  use nt_soil_heat, only: shflx_prepared
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
   use nt_sfc_exchange_yang08, only: sfcdif_yang08
   implicit none
   private
   public :: run_columns, options_from_array, thaw_depth
+
+  !> Columns stepped together: the lanes of the block-wise soil heat solve.
+  integer, parameter :: block_width = 8
 
   ! CALHUM constants (spec 1.4)
   real(dp), parameter :: e0 = 611.0_dp, rv_calhum = 461.0_dp, elwv = 2.501e6_dp
@@ -102,171 +106,219 @@ contains
     integer, intent(inout) :: status(ncol), fail_step(ncol)
 
     type(column_options) :: opt
-    type(column_params) :: p
-    type(step_forcing) :: f
-    type(step_diagnostics) :: d
-    integer :: icol, istep, ierr
+    type(column_params) :: p(block_width)
+    type(step_forcing) :: f(block_width)
+    type(step_diagnostics) :: d(block_width)
+    type(heat_request) :: h(block_width)
+    integer :: icol, istep, ierr, first, nb, l
     logical :: record
-    real(dp) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, q1, snotime1, ribb
+    logical :: loaded(block_width)    ! the lane holds a prepared column (its state is written back)
+    logical :: running(block_width)   ! the lane's column has not failed
+    real(dp), dimension(block_width) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, &
+                                        q1, snotime1, ribb
     real(dp) :: wind, t1v, th2v, es, czil, w, lwdown
     real(dp) :: dt_water   ! dt / water density: kg m-2 s-1 over a step -> m of water
-    real(dp) :: t(nlay), sm(nlay), sl(nlay)
+    real(dp) :: t(nlay, block_width), sm(nlay, block_width), sl(nlay, block_width)
 
     opt = options_from_array(options)
     dt_water = dt/1000.0_dp
     if (opt%sfcdif == 1) call myj_init()
     record = nrec == nstep .and. nstep > 0
 
-    do icol = 1, ncol
-      if (status(icol) /= status_ok) cycle
-      call prepare_column(nlay, layer_par(:, :, icol), column_par(:, icol), monthly(:, :, icol), &
-                          opt, p, ierr)
-      if (ierr /= status_ok) then
-        status(icol) = ierr
-        fail_step(icol) = 0
-        cycle
-      end if
-
-      t = stc(:, icol)
-      sm = smc(:, icol)
-      sl = sh2o(:, icol)
-      t1 = sstate(ss_skin_temperature, icol)
-      cmc = sstate(ss_canopy_water, icol)
-      snowh = sstate(ss_snow_depth, icol)
-      sneqv = sstate(ss_snow_water, icol)
-      albedo = sstate(ss_albedo, icol)
-      emissi = sstate(ss_emissivity, icol)
-      z0 = sstate(ss_z0, icol)
-      z0brd = sstate(ss_z0brd, icol)
-      ch = sstate(ss_ch, icol)
-      cm = sstate(ss_cm, icol)
-      q1 = sstate(ss_q1, icol)
-      snotime1 = sstate(ss_snow_age, icol)
-      ribb = sstate(ss_ribb, icol)
+    ! The columns are stepped in blocks of block_width lanes: each step runs
+    ! the surface and soil water physics lane by lane, the soil heat solve of
+    ! the block's lanes, then finishes each lane.  Every lane's arithmetic is
+    ! its own, so a column's results do not depend on the block it is in.
+    do first = 1, ncol, block_width
+      nb = min(block_width, ncol - first + 1)
+      loaded = .false.
+      do l = 1, nb
+        icol = first + l - 1
+        if (status(icol) /= status_ok) cycle
+        call prepare_column(nlay, layer_par(:, :, icol), column_par(:, icol), monthly(:, :, icol), &
+                            opt, p(l), ierr)
+        if (ierr /= status_ok) then
+          status(icol) = ierr
+          fail_step(icol) = 0
+          cycle
+        end if
+        loaded(l) = .true.
+        t(:, l) = stc(:, icol)
+        sm(:, l) = smc(:, icol)
+        sl(:, l) = sh2o(:, icol)
+        t1(l) = sstate(ss_skin_temperature, icol)
+        cmc(l) = sstate(ss_canopy_water, icol)
+        snowh(l) = sstate(ss_snow_depth, icol)
+        sneqv(l) = sstate(ss_snow_water, icol)
+        albedo(l) = sstate(ss_albedo, icol)
+        emissi(l) = sstate(ss_emissivity, icol)
+        z0(l) = sstate(ss_z0, icol)
+        z0brd(l) = sstate(ss_z0brd, icol)
+        ch(l) = sstate(ss_ch, icol)
+        cm(l) = sstate(ss_cm, icol)
+        q1(l) = sstate(ss_q1, icol)
+        snotime1(l) = sstate(ss_snow_age, icol)
+        ribb(l) = sstate(ss_ribb, icol)
+      end do
+      running = loaded
 
       do istep = 1, nstep
-        ! --- driver-level quantities (spec 1.4)
-        wind = forcing(icol, f_wind, istep)
-        f%sfctmp = forcing(icol, f_air_temperature, istep)
-        f%q2 = forcing(icol, f_specific_humidity, istep)
-        f%sfcprs = forcing(icol, f_pressure, istep)
-        f%soldn = forcing(icol, f_shortwave, istep)
-        lwdown = forcing(icol, f_longwave, istep)
-        f%prcp = forcing(icol, f_precipitation, istep)
-        if (f%prcp > 0.0_dp .and. f%sfctmp < tfreez) then
-          f%ffrozp = 1.0_dp
-        else
-          f%ffrozp = 0.0_dp
-        end if
-        ! CALTMP
-        f%th2 = f%sfctmp + 0.0098_dp * p%zlvl
-        t1v = t1 * (1.0_dp + 0.61_dp * f%q2)
-        th2v = f%th2 * (1.0_dp + 0.61_dp * f%q2)
-        ! CALHUM
-        es = e0 * exp(elwv / rv_calhum * (1.0_dp / 273.15_dp - 1.0_dp / f%sfctmp))
-        f%q2sat = eps_q * es / (f%sfcprs - (1.0_dp - eps_q) * es)
-        f%dqsdt2 = f%q2sat * a23m4 / (f%sfctmp - a4)**2
-        ! monthly climatologies
-        w = month_weight(istep)
-        f%shdfac = p%monthly(month_prev(istep), mo_green_fraction) * (1.0_dp - w) &
-                   + p%monthly(month_next(istep), mo_green_fraction) * w
-        f%lai_month = p%monthly(month_prev(istep), mo_lai) * (1.0_dp - w) &
-                      + p%monthly(month_next(istep), mo_lai) * w
-        f%alb_month = p%monthly(month_prev(istep), mo_albedo) * (1.0_dp - w) &
-                      + p%monthly(month_next(istep), mo_albedo) * w
+        if (.not. any(running(1:nb))) exit
 
-        ! --- surface exchange coefficient, before the land step (spec 2)
-        select case (opt%sfcdif)
-        case (0)
-          czil = p%czil
-          if (opt%iz0tlnd == 1) czil = czil_chen_zhang(z0)
-          call sfcdif_chen97(p%zlvl, p%zlvl_wind, z0, t1v, th2v, wind, czil, cm, ch)
-        case (1)
-          czil = p%czil
-          if (opt%iz0tlnd == 1) czil = czil_chen_zhang(z0)
-          call sfcdif_myj(p%zlvl, p%zlvl_wind, z0, z0brd, f%sfcprs, t1, f%sfctmp, q1, f%q2, wind, &
-                          czil, ribb, cm, ch)
-        case default
-          call sfcdif_yang08(z0, p%zlvl_wind, p%zlvl, wind, t1, f%sfctmp, f%q2, f%sfcprs, &
-                             p%z0h_beta, ch, ribb, ierr)
-          if (ierr /= 0) then
-            status(icol) = status_yang08
+        ! --- surface and soil water, lane by lane
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          icol = first + l - 1
+          associate (fl => f(l), pl => p(l))
+            ! driver-level quantities (spec 1.4)
+            wind = forcing(icol, f_wind, istep)
+            fl%sfctmp = forcing(icol, f_air_temperature, istep)
+            fl%q2 = forcing(icol, f_specific_humidity, istep)
+            fl%sfcprs = forcing(icol, f_pressure, istep)
+            fl%soldn = forcing(icol, f_shortwave, istep)
+            lwdown = forcing(icol, f_longwave, istep)
+            fl%prcp = forcing(icol, f_precipitation, istep)
+            if (fl%prcp > 0.0_dp .and. fl%sfctmp < tfreez) then
+              fl%ffrozp = 1.0_dp
+            else
+              fl%ffrozp = 0.0_dp
+            end if
+            ! CALTMP
+            fl%th2 = fl%sfctmp + 0.0098_dp * pl%zlvl
+            t1v = t1(l) * (1.0_dp + 0.61_dp * fl%q2)
+            th2v = fl%th2 * (1.0_dp + 0.61_dp * fl%q2)
+            ! CALHUM
+            es = e0 * exp(elwv / rv_calhum * (1.0_dp / 273.15_dp - 1.0_dp / fl%sfctmp))
+            fl%q2sat = eps_q * es / (fl%sfcprs - (1.0_dp - eps_q) * es)
+            fl%dqsdt2 = fl%q2sat * a23m4 / (fl%sfctmp - a4)**2
+            ! monthly climatologies
+            w = month_weight(istep)
+            fl%shdfac = pl%monthly(month_prev(istep), mo_green_fraction) * (1.0_dp - w) &
+                        + pl%monthly(month_next(istep), mo_green_fraction) * w
+            fl%lai_month = pl%monthly(month_prev(istep), mo_lai) * (1.0_dp - w) &
+                           + pl%monthly(month_next(istep), mo_lai) * w
+            fl%alb_month = pl%monthly(month_prev(istep), mo_albedo) * (1.0_dp - w) &
+                           + pl%monthly(month_next(istep), mo_albedo) * w
+
+            ! surface exchange coefficient, before the land step (spec 2)
+            select case (opt%sfcdif)
+            case (0)
+              czil = pl%czil
+              if (opt%iz0tlnd == 1) czil = czil_chen_zhang(z0(l))
+              call sfcdif_chen97(pl%zlvl, pl%zlvl_wind, z0(l), t1v, th2v, wind, czil, cm(l), ch(l))
+            case (1)
+              czil = pl%czil
+              if (opt%iz0tlnd == 1) czil = czil_chen_zhang(z0(l))
+              call sfcdif_myj(pl%zlvl, pl%zlvl_wind, z0(l), z0brd(l), fl%sfcprs, t1(l), fl%sfctmp, &
+                              q1(l), fl%q2, wind, czil, ribb(l), cm(l), ch(l))
+            case default
+              call sfcdif_yang08(z0(l), pl%zlvl_wind, pl%zlvl, wind, t1(l), fl%sfctmp, fl%q2, &
+                                 fl%sfcprs, pl%z0h_beta, ch(l), ribb(l), ierr)
+              if (ierr /= 0) then
+                status(icol) = status_yang08
+                fail_step(icol) = istep
+                running(l) = .false.
+              end if
+            end select
+            if (running(l)) then
+              ! absorbed radiation with the previous step's albedo / emissivity
+              fl%solnet = fl%soldn * (1.0_dp - albedo(l))
+              fl%lwdn = lwdown * emissi(l)
+              call land_surface_step(pl, opt, dt, fl, ch(l), ribb(l), t(:, l), sm(:, l), sl(:, l), &
+                                     t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), z0(l), &
+                                     z0brd(l), snotime1(l), q1(l), d(l), h(l))
+              if (d(l)%status /= status_ok) then
+                status(icol) = d(l)%status
+                fail_step(icol) = istep
+                running(l) = .false.
+              end if
+            end if
+          end associate
+        end do
+
+        ! --- soil heat of the block's lanes
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          call shflx_prepared(p(l)%heat, dt, h(l)%yy, h(l)%zz1, h(l)%df1, p(l)%tbot, sm(:, l), &
+                              t(:, l), sl(:, l), d(l)%g_top, d(l)%f_bottom)
+        end do
+
+        ! --- end of the step, diagnostics and records, lane by lane
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          icol = first + l - 1
+          call finish_step(p(l), h(l), t(:, l), t1(l), d(l))
+          if (.not. ieee_is_finite(t1(l) + sum(t(:, l)) + sum(sl(:, l)))) then
+            status(icol) = status_nonfinite
             fail_step(icol) = istep
-            exit
+            running(l) = .false.
+            cycle
           end if
-        end select
 
-        ! --- absorbed radiation with the previous step's albedo / emissivity
-        f%solnet = f%soldn * (1.0_dp - albedo)
-        f%lwdn = lwdown * emissi
+          ! annual diagnostics
+          diag_tmin(:, icol) = min(diag_tmin(:, icol), t(:, l))
+          diag_tmax(:, icol) = max(diag_tmax(:, icol), t(:, l))
+          diag_tsum(:, icol) = diag_tsum(:, icol) + t(:, l)
+          diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, t(:, l), p(l)%zsoil))
+          diag_count(icol) = diag_count(icol) + 1
+          diag_water(wb_precipitation, icol) = diag_water(wb_precipitation, icol) + f(l)%prcp*dt_water
+          diag_water(wb_evaporation, icol) = diag_water(wb_evaporation, icol) &
+                                             + d(l)%evaporation*dt_water
+          diag_water(wb_surface_runoff, icol) = diag_water(wb_surface_runoff, icol) &
+                                                + d(l)%runoff1*dt_water
+          diag_water(wb_drainage, icol) = diag_water(wb_drainage, icol) + d(l)%runoff2*dt_water
+          diag_water(wb_water_clamped, icol) = diag_water(wb_water_clamped, icol) &
+                                               + d(l)%water_clamped*dt_water
 
-        call land_surface_step(p, opt, dt, f, ch, ribb, t, sm, sl, t1, cmc, snowh, sneqv, &
-                               albedo, emissi, z0, z0brd, snotime1, q1, d)
-
-        if (d%status /= status_ok .or. .not. ieee_is_finite(t1 + sum(t) + sum(sl))) then
-          status(icol) = d%status
-          if (status(icol) == status_ok) status(icol) = status_nonfinite
-          fail_step(icol) = istep
-          exit
-        end if
-
-        ! --- annual diagnostics
-        diag_tmin(:, icol) = min(diag_tmin(:, icol), t)
-        diag_tmax(:, icol) = max(diag_tmax(:, icol), t)
-        diag_tsum(:, icol) = diag_tsum(:, icol) + t
-        diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, t, p%zsoil))
-        diag_count(icol) = diag_count(icol) + 1
-        diag_water(wb_precipitation, icol) = diag_water(wb_precipitation, icol) + f%prcp*dt_water
-        diag_water(wb_evaporation, icol) = diag_water(wb_evaporation, icol) + d%evaporation*dt_water
-        diag_water(wb_surface_runoff, icol) = diag_water(wb_surface_runoff, icol) + d%runoff1*dt_water
-        diag_water(wb_drainage, icol) = diag_water(wb_drainage, icol) + d%runoff2*dt_water
-        diag_water(wb_water_clamped, icol) = diag_water(wb_water_clamped, icol) &
-                                             + d%water_clamped*dt_water
-
-        if (record) then
-          rec_stc(:, icol, istep) = t
-          rec_smc(:, icol, istep) = sm
-          rec_sh2o(:, icol, istep) = sl
-          rec_out(out_skin_temperature, icol, istep) = t1
-          rec_out(out_snow_depth, icol, istep) = snowh
-          rec_out(out_snow_water, icol, istep) = sneqv
-          rec_out(out_sensible_heat, icol, istep) = d%sheat
-          rec_out(out_latent_heat, icol, istep) = d%eta
-          rec_out(out_ground_heat, icol, istep) = d%ssoil
-          rec_out(out_soil_heat_top, icol, istep) = d%g_top
-          rec_out(out_soil_heat_bottom, icol, istep) = d%f_bottom
-          rec_out(out_precipitation, icol, istep) = f%prcp
-          rec_out(out_evaporation, icol, istep) = d%evaporation
-          rec_out(out_surface_runoff, icol, istep) = d%runoff1
-          rec_out(out_drainage, icol, istep) = d%runoff2
-          rec_out(out_water_clamped, icol, istep) = d%water_clamped
-          rec_out(out_canopy_water, icol, istep) = cmc
-          rec_out(out_potential_evap, icol, istep) = d%etp
-          rec_out(out_edir, icol, istep) = d%edir
-          rec_out(out_ec, icol, istep) = d%ec
-          rec_out(out_ett, icol, istep) = d%ett
-          rec_out(out_albedo, icol, istep) = albedo
-          rec_out(out_snow_cover, icol, istep) = d%sncovr
-          rec_out(out_ch, icol, istep) = ch
-        end if
+          if (record) then
+            rec_stc(:, icol, istep) = t(:, l)
+            rec_smc(:, icol, istep) = sm(:, l)
+            rec_sh2o(:, icol, istep) = sl(:, l)
+            rec_out(out_skin_temperature, icol, istep) = t1(l)
+            rec_out(out_snow_depth, icol, istep) = snowh(l)
+            rec_out(out_snow_water, icol, istep) = sneqv(l)
+            rec_out(out_sensible_heat, icol, istep) = d(l)%sheat
+            rec_out(out_latent_heat, icol, istep) = d(l)%eta
+            rec_out(out_ground_heat, icol, istep) = d(l)%ssoil
+            rec_out(out_soil_heat_top, icol, istep) = d(l)%g_top
+            rec_out(out_soil_heat_bottom, icol, istep) = d(l)%f_bottom
+            rec_out(out_precipitation, icol, istep) = f(l)%prcp
+            rec_out(out_evaporation, icol, istep) = d(l)%evaporation
+            rec_out(out_surface_runoff, icol, istep) = d(l)%runoff1
+            rec_out(out_drainage, icol, istep) = d(l)%runoff2
+            rec_out(out_water_clamped, icol, istep) = d(l)%water_clamped
+            rec_out(out_canopy_water, icol, istep) = cmc(l)
+            rec_out(out_potential_evap, icol, istep) = d(l)%etp
+            rec_out(out_edir, icol, istep) = d(l)%edir
+            rec_out(out_ec, icol, istep) = d(l)%ec
+            rec_out(out_ett, icol, istep) = d(l)%ett
+            rec_out(out_albedo, icol, istep) = albedo(l)
+            rec_out(out_snow_cover, icol, istep) = d(l)%sncovr
+            rec_out(out_ch, icol, istep) = ch(l)
+          end if
+        end do
       end do
 
-      stc(:, icol) = t
-      smc(:, icol) = sm
-      sh2o(:, icol) = sl
-      sstate(ss_skin_temperature, icol) = t1
-      sstate(ss_canopy_water, icol) = cmc
-      sstate(ss_snow_depth, icol) = snowh
-      sstate(ss_snow_water, icol) = sneqv
-      sstate(ss_albedo, icol) = albedo
-      sstate(ss_emissivity, icol) = emissi
-      sstate(ss_z0, icol) = z0
-      sstate(ss_z0brd, icol) = z0brd
-      sstate(ss_ch, icol) = ch
-      sstate(ss_cm, icol) = cm
-      sstate(ss_q1, icol) = q1
-      sstate(ss_snow_age, icol) = snotime1
-      sstate(ss_ribb, icol) = ribb
+      do l = 1, nb
+        if (.not. loaded(l)) cycle
+        icol = first + l - 1
+        stc(:, icol) = t(:, l)
+        smc(:, icol) = sm(:, l)
+        sh2o(:, icol) = sl(:, l)
+        sstate(ss_skin_temperature, icol) = t1(l)
+        sstate(ss_canopy_water, icol) = cmc(l)
+        sstate(ss_snow_depth, icol) = snowh(l)
+        sstate(ss_snow_water, icol) = sneqv(l)
+        sstate(ss_albedo, icol) = albedo(l)
+        sstate(ss_emissivity, icol) = emissi(l)
+        sstate(ss_z0, icol) = z0(l)
+        sstate(ss_z0brd, icol) = z0brd(l)
+        sstate(ss_ch, icol) = ch(l)
+        sstate(ss_cm, icol) = cm(l)
+        sstate(ss_q1, icol) = q1(l)
+        sstate(ss_snow_age, icol) = snotime1(l)
+        sstate(ss_ribb, icol) = ribb(l)
+      end do
     end do
   end subroutine run_columns
 

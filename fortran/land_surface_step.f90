@@ -9,6 +9,17 @@
 !>   canopy resistance -> snow-free (NOPAC) or snow (SNOPAC) branch: water then
 !>   heat -> post-processing.
 !>
+!> The step is split around the soil heat solve so that the driver can solve
+!> the heat equation of a block of columns at once (nt_column_kernel):
+!> land_surface_step does everything up to and including the soil water step
+!> and the snowpack, and returns the linearised top boundary of the heat solve
+!> in a heat_request; the driver then calls the soil heat step
+!> (nt_soil_heat) and finish_step, which does what depends on the new soil
+!> temperatures (the snow-free skin temperature, ground and sensible heat
+!> fluxes).  Nothing computed after the heat solve in SFLX feeds back into it
+!> (snow compaction uses the start-of-step soil temperature), so the order
+!> of operations of every quantity is the specification's.
+!>
 !> Legacy quirks.  The legacy code routes soil parameters through argument
 !> aliasing so that some terms use the class of the namelist Soil_type_index
 !> ("P_S"), the bottom layer's class, or no class at all (spec 3.1, quirks
@@ -21,7 +32,7 @@ module nt_land_surface_step
   use nt_constants, only: tfreez, lvh2o, lsubs, lsubf, sigma_sb, cph2o, cpice
   use nt_parameter_layout
   use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
-  use nt_soil_heat, only: heat_column, heat_prepare, shflx_prepared
+  use nt_soil_heat, only: heat_column, heat_prepare
   use nt_soil_water, only: water_column, water_prepare, smflx_prepared
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
@@ -30,8 +41,8 @@ module nt_land_surface_step
   implicit none
   private
 
-  public :: column_params, column_options, step_forcing, step_diagnostics
-  public :: prepare_column, land_surface_step
+  public :: column_params, column_options, step_forcing, step_diagnostics, heat_request
+  public :: prepare_column, land_surface_step, finish_step
 
   ! Constants of the SFLX post-processing (spec 3.9, 9): cp and R as coded there.
   real(dp), parameter :: cp_sflx = 1004.5_dp   !< cp of module_model_constants (7*287/2)
@@ -107,6 +118,17 @@ module nt_land_surface_step
     real(dp) :: alb_month   !< monthly background albedo (if used) [-]
     real(dp) :: lai_month   !< monthly LAI (if used) [m2 m-2]
   end type step_forcing
+
+  !> The soil heat solve a step asks for (spec 5, 6.3), and what finish_step
+  !> needs afterwards.
+  type :: heat_request
+    real(dp) :: yy = 0      !< YY, effective surface temperature of the top boundary [K]
+    real(dp) :: zz1 = 1     !< ZZ1, top-boundary factor [-] (1 under snow)
+    real(dp) :: df1 = 0     !< conductivity of layer 1 used by the solve [W m-1 K-1]
+    logical  :: snow_free = .true.  !< NOPAC: the skin temperature follows the new stc(1)
+    real(dp) :: sheat_coef = 0      !< -(CH cp p)/(R T2V): sensible heat = coef (TH2 - T1) [W m-2 K-1]
+    real(dp) :: th2 = 0             !< potential air temperature [K]
+  end type heat_request
 
   !> Fluxes and diagnostics of one step.
   type :: step_diagnostics
@@ -283,7 +305,9 @@ contains
     p%nsoil = n
   end subroutine allocate_column
 
-  !> Advance one column by one step (spec 3.0-3.9, 5, 6).
+  !> Advance one column by one step (spec 3.0-3.9, 5, 6), except the soil heat
+  !> solve and what depends on it: those are the driver's soil heat step with
+  !> the returned request h, then finish_step.
   !>
   !> State in/out: stc [K], smc, sh2o [m3 m-3] (nsoil); t1 skin temperature [K],
   !> cmc canopy water [m], snowh snow depth [m], sneqv snow water equivalent
@@ -291,7 +315,7 @@ contains
   !> z0brd roughness [m], snotime1 snow age [s], q1 surface humidity.
   !> ch [m s-1] and ribb come from the exchange-coefficient call before this step.
   subroutine land_surface_step(p, opt, dt, f, ch, ribb, stc, smc, sh2o, t1, cmc, snowh, sneqv, &
-                               albedo, emissi, z0, z0brd, snotime1, q1, d)
+                               albedo, emissi, z0, z0brd, snotime1, q1, d, h)
     type(column_params), intent(in) :: p
     type(column_options), intent(in) :: opt
     real(dp), intent(in) :: dt
@@ -300,6 +324,7 @@ contains
     real(dp), intent(inout) :: stc(p%nsoil), smc(p%nsoil), sh2o(p%nsoil)
     real(dp), intent(inout) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, snotime1, q1
     type(step_diagnostics), intent(inout) :: d
+    type(heat_request), intent(out) :: h
 
     integer :: n
     real(dp) :: shdfac, embrd, xlai, alb, frac
@@ -427,7 +452,8 @@ contains
 
     ! --- post-processing (spec 3.9)
     q1 = f%q2 + eta_kin * cp_sflx / rch
-    d%sheat = -(ch * cp_sflx * f%sfcprs) / (r_sflx * t2v) * (f%th2 - t1)
+    h%sheat_coef = -(ch * cp_sflx * f%sfcprs) / (r_sflx * t2v)   ! sensible heat: finish_step
+    h%th2 = f%th2
     edir = edir * lvh2o
     ec = ec * lvh2o
     ett = ett * lvh2o
@@ -504,16 +530,18 @@ contains
       df1n = df1n * exp(p%sbeta * shdfac)
       yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
       zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
-      call shflx_prepared(p%heat, dt, yy, zz1, df1n, p%tbot, smc, stc, sh2o, d%g_top, d%f_bottom)
-      t1 = (yy + (zz1 - 1.0_dp) * stc(1)) / zz1
-      ssoil = df1n * (stc(1) - t1) / (0.5_dp * p%zsoil(1))
+      ! the heat solve, then T1 and SSOIL from the new stc(1): finish_step
+      h%yy = yy
+      h%zz1 = zz1
+      h%df1 = df1n
+      h%snow_free = .true.
     end subroutine nopac
 
     !> Snow branch (spec 6).
     subroutine snopac()
       real(dp), parameter :: snoexp = 2.0_dp
       real(dp) :: prcp1, etp1, beta, etns, esnow2, etanrg, flx1, flx3, denom, t12a, t12b, t12
-      real(dp) :: esd, ex, snomlt, seh, t14, yy, zz1, t1_keep
+      real(dp) :: esd, ex, snomlt, seh, t14, yy, zz1
       real(dp) :: eta1, edir1, ec1, ett1, etns1, et1(n)
       real(dp) :: runoff1, runoff2, runoff3, drip, created
 
@@ -619,9 +647,12 @@ contains
       soil_created = created
       zz1 = 1.0_dp
       yy = stc(1) - 0.5_dp * ssoil * p%zsoil(1) * zz1 / df1
-      t1_keep = t1
-      call shflx_prepared(p%heat, dt, yy, zz1, df1, p%tbot, smc, stc, sh2o, d%g_top, d%f_bottom)
-      t1 = t1_keep
+      ! the heat solve (the driver's, after this step; it changes neither T1
+      ! nor anything below)
+      h%yy = yy
+      h%zz1 = zz1
+      h%df1 = df1
+      h%snow_free = .false.
 
       ! Compaction (6.4).
       if (esd > 0.0_dp) then
@@ -642,5 +673,26 @@ contains
     end subroutine snopac
 
   end subroutine land_surface_step
+
+  !> The end of a step after the soil heat solve of request h (spec 5, 3.9):
+  !> in the snow-free branch the skin temperature T1 = (YY + (ZZ1-1) STC(1))/ZZ1
+  !> and the ground heat flux from the new stc(1); then the sensible heat flux.
+  !>   p   : the column's parameters (in)
+  !>   h   : the request land_surface_step returned (in)
+  !>   stc : soil temperature after the heat solve [K] (in)
+  !>   t1  : skin temperature [K] (inout)
+  !>   d   : the step's diagnostics (inout: ssoil, sheat)
+  pure subroutine finish_step(p, h, stc, t1, d)
+    type(column_params), intent(in) :: p
+    type(heat_request), intent(in) :: h
+    real(dp), intent(in) :: stc(p%nsoil)
+    real(dp), intent(inout) :: t1
+    type(step_diagnostics), intent(inout) :: d
+    if (h%snow_free) then
+      t1 = (h%yy + (h%zz1 - 1.0_dp) * stc(1)) / h%zz1
+      d%ssoil = h%df1 * (stc(1) - t1) / (0.5_dp * p%zsoil(1))
+    end if
+    d%sheat = h%sheat_coef * (h%th2 - t1)
+  end subroutine finish_step
 
 end module nt_land_surface_step
