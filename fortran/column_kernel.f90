@@ -20,7 +20,7 @@ module nt_column_kernel
   use nt_parameter_layout
   use nt_land_surface_step, only: column_params, column_options, step_forcing, step_diagnostics, &
                                   heat_request, prepare_column, land_surface_step, finish_step
-  use nt_soil_heat, only: shflx_prepared
+  use nt_soil_heat, only: heat_block, heat_block_allocate, heat_block_set_lane, shflx_block
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
   use nt_sfc_exchange_yang08, only: sfcdif_yang08
@@ -110,15 +110,19 @@ contains
     type(step_forcing) :: f(block_width)
     type(step_diagnostics) :: d(block_width)
     type(heat_request) :: h(block_width)
-    integer :: icol, istep, ierr, first, nb, l
+    integer :: icol, istep, ierr, next_col, nb, l
+    integer :: lane_col(block_width)  ! the column of each lane of the block
     logical :: record
-    logical :: loaded(block_width)    ! the lane holds a prepared column (its state is written back)
     logical :: running(block_width)   ! the lane's column has not failed
     real(dp), dimension(block_width) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, &
                                         q1, snotime1, ribb
     real(dp) :: wind, t1v, th2v, es, czil, w, lwdown
     real(dp) :: dt_water   ! dt / water density: kg m-2 s-1 over a step -> m of water
     real(dp) :: t(nlay, block_width), sm(nlay, block_width), sl(nlay, block_width)
+    ! the block's soil heat solve: parameters, and inputs/outputs lane index first
+    type(heat_block) :: hb
+    real(dp), dimension(block_width) :: hyy, hzz1, hdf1, tbot, g_top, f_bottom
+    real(dp), dimension(block_width, nlay) :: tb, smb, slb
 
     opt = options_from_array(options)
     dt_water = dt/1000.0_dp
@@ -128,21 +132,34 @@ contains
     ! The columns are stepped in blocks of block_width lanes: each step runs
     ! the surface and soil water physics lane by lane, the soil heat solve of
     ! the block's lanes, then finishes each lane.  Every lane's arithmetic is
-    ! its own, so a column's results do not depend on the block it is in.
-    do first = 1, ncol, block_width
-      nb = min(block_width, ncol - first + 1)
-      loaded = .false.
-      do l = 1, nb
-        icol = first + l - 1
+    ! its own, so a column's results do not depend on the block it is in.  A
+    ! lane whose column fails keeps the state it failed with (its heat solve
+    ! is still computed, with the block, and discarded).
+    next_col = 1
+    do while (next_col <= ncol)
+      ! the next block: up to block_width columns that have not failed and prepare
+      nb = 0
+      do while (nb < block_width .and. next_col <= ncol)
+        icol = next_col
+        next_col = next_col + 1
         if (status(icol) /= status_ok) cycle
         call prepare_column(nlay, layer_par(:, :, icol), column_par(:, icol), monthly(:, :, icol), &
-                            opt, p(l), ierr)
+                            opt, p(nb + 1), ierr)
         if (ierr /= status_ok) then
           status(icol) = ierr
           fail_step(icol) = 0
           cycle
         end if
-        loaded(l) = .true.
+        nb = nb + 1
+        lane_col(nb) = icol
+      end do
+      if (nb == 0) exit
+
+      call heat_block_allocate(hb, nb, nlay)
+      do l = 1, nb
+        icol = lane_col(l)
+        call heat_block_set_lane(hb, l, p(l)%heat)
+        tbot(l) = p(l)%tbot
         t(:, l) = stc(:, icol)
         sm(:, l) = smc(:, icol)
         sl(:, l) = sh2o(:, icol)
@@ -160,7 +177,8 @@ contains
         snotime1(l) = sstate(ss_snow_age, icol)
         ribb(l) = sstate(ss_ribb, icol)
       end do
-      running = loaded
+      running = .false.
+      running(1:nb) = .true.
 
       do istep = 1, nstep
         if (.not. any(running(1:nb))) exit
@@ -168,7 +186,7 @@ contains
         ! --- surface and soil water, lane by lane
         do l = 1, nb
           if (.not. running(l)) cycle
-          icol = first + l - 1
+          icol = lane_col(l)
           associate (fl => f(l), pl => p(l))
             ! driver-level quantities (spec 1.4)
             wind = forcing(icol, f_wind, istep)
@@ -237,16 +255,29 @@ contains
         end do
 
         ! --- soil heat of the block's lanes
+        ! (all nb lanes are solved; a failed lane's results are not used)
+        do l = 1, nb
+          hyy(l) = h(l)%yy
+          hzz1(l) = h(l)%zz1
+          hdf1(l) = h(l)%df1
+          tb(l, :) = t(:, l)
+          smb(l, :) = sm(:, l)
+          slb(l, :) = sl(:, l)
+        end do
+        call shflx_block(hb, dt, hyy(1:nb), hzz1(1:nb), hdf1(1:nb), tbot(1:nb), smb(1:nb, :), &
+                         tb(1:nb, :), slb(1:nb, :), g_top(1:nb), f_bottom(1:nb))
         do l = 1, nb
           if (.not. running(l)) cycle
-          call shflx_prepared(p(l)%heat, dt, h(l)%yy, h(l)%zz1, h(l)%df1, p(l)%tbot, sm(:, l), &
-                              t(:, l), sl(:, l), d(l)%g_top, d(l)%f_bottom)
+          t(:, l) = tb(l, :)
+          sl(:, l) = slb(l, :)
+          d(l)%g_top = g_top(l)
+          d(l)%f_bottom = f_bottom(l)
         end do
 
         ! --- end of the step, diagnostics and records, lane by lane
         do l = 1, nb
           if (.not. running(l)) cycle
-          icol = first + l - 1
+          icol = lane_col(l)
           call finish_step(p(l), h(l), t(:, l), t1(l), d(l))
           if (.not. ieee_is_finite(t1(l) + sum(t(:, l)) + sum(sl(:, l)))) then
             status(icol) = status_nonfinite
@@ -300,8 +331,7 @@ contains
       end do
 
       do l = 1, nb
-        if (.not. loaded(l)) cycle
-        icol = first + l - 1
+        icol = lane_col(l)
         stc(:, icol) = t(:, l)
         smc(:, icol) = sm(:, l)
         sh2o(:, icol) = sl(:, l)

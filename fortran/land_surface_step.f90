@@ -32,7 +32,7 @@ module nt_land_surface_step
   use nt_constants, only: tfreez, lvh2o, lsubs, lsubf, sigma_sb, cph2o, cpice
   use nt_parameter_layout
   use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
-  use nt_soil_heat, only: heat_column, heat_prepare
+  use nt_soil_heat, only: heat_block, heat_prepare
   use nt_soil_water, only: water_column, water_prepare, smflx_prepared
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
@@ -97,7 +97,7 @@ module nt_land_surface_step
     real(dp) :: slope, sbeta, fxexp, salp, lvcoef, zbot, czil, tbot
     real(dp) :: zlvl, zlvl_wind, z0h_beta, snow_cond_mult
     real(dp) :: monthly(12, nmon)
-    type(heat_column) :: heat   !< geometry/parameter-only terms of the soil heat step
+    type(heat_block) :: heat    !< geometry/parameter-only terms of the soil heat step (one lane)
     type(water_column) :: water !< geometry/parameter-only terms of the soil water step
   end type column_params
 

@@ -13,9 +13,9 @@
 !>  - everything that depends only on the column's geometry and parameters
 !>    (layer thicknesses, node distances and their reciprocals, TBND weights,
 !>    the parameter-only terms of the conductivity and of FRH2O) is computed
-!>    once per column by heat_prepare into a heat_column;
+!>    once per column by heat_prepare;
 !>  - the HRT system of spec 7.1-7.2 is solved with each row k multiplied by
-!>    Delta z_k C_k / DT (the same linear equations; see shflx_prepared): the
+!>    Delta z_k C_k / DT (the same linear equations; see shflx_block): the
 !>    assembly needs no division and the matrix is symmetric
 !>    (nt_tridiagonal::tridiag_solve_sym);
 !>  - the step works layer-wise in separate loops (properties, fluxes, freezing
@@ -38,7 +38,7 @@ module nt_soil_heat
   implicit none
   private
 
-  public :: heat_column, heat_prepare, shflx_prepared
+  public :: heat_block, heat_block_allocate, heat_prepare, heat_block_set_lane, shflx_block
   public :: shflx, tbnd_weight, tmpavg, snksrc
 
   ! Volumetric heat capacities local to the legacy HRT [J m-3 K-1], spec 7.1 / section 9
@@ -47,34 +47,38 @@ module nt_soil_heat
   real(dp), parameter :: cice = 2.106e6_dp   !< ice
   real(dp), parameter :: cair = 1004.0_dp    !< air
 
-  !> Geometry- and parameter-only quantities of the heat step of one column
-  !> (filled by heat_prepare, used by shflx_prepared).  Layer k spans
-  !> zsoil(k-1)..zsoil(k) (zsoil(0) = 0); its node is at the mid-point.
-  type :: heat_column
+  !> Geometry- and parameter-only quantities of the heat step of a block of
+  !> columns (lanes), lane index first: heat_prepare fills a one-lane block for
+  !> one column, heat_block_set_lane copies it into a lane of a block, and
+  !> shflx_block steps all lanes.  Layer k spans zsoil(k-1)..zsoil(k)
+  !> (zsoil(0) = 0); its node is at the mid-point.
+  type :: heat_block
+    integer :: nlanes = 0
     integer :: nsoil = 0
     integer :: tc_option = 0
     !> Delta z_k = zsoil(k-1) - zsoil(k), layer thickness [m]
-    real(dp), allocatable :: dz(:)
+    real(dp), allocatable :: dz(:, :)
     !> 1/d_{k+1/2} [m-1]: d_{k+1/2} = (zsoil(k-1) - zsoil(k+1))/2 is the distance
     !> between the nodes of layers k and k+1 (DDZ2 of HRT); for k = N,
     !> d = (zsoil(N-1) + zsoil(N))/2 - ZBOT, the distance from node N to TBOT
-    real(dp), allocatable :: rdist(:)
+    real(dp), allocatable :: rdist(:, :)
     !> TBND weight w_k = (z_up - zsoil(k))/(z_up - z_b) (spec 7.4): the bottom-interface
     !> temperature of layer k is T_k + (T_{k+1} - T_k) w_k (T_{N+1} = TBOT)
-    real(dp), allocatable :: wbnd(:)
+    real(dp), allocatable :: wbnd(:, :)
     !> rho_w Lf Delta z_k, latent heat of melting a unit volume fraction [J m-2]
-    real(dp), allocatable :: lf_dz(:)
+    real(dp), allocatable :: lf_dz(:, :)
     !> 1/(rho_w Lf Delta z_k) [m2 J-1]
-    real(dp), allocatable :: rlf_dz(:)
+    real(dp), allocatable :: rlf_dz(:, :)
     ! per-layer parameters (spec 7.1, 7.3, 7.6)
-    real(dp), allocatable :: smcmax(:), csoil(:)
-    real(dp), allocatable :: rsmcmax(:)   !< 1/smcmax
-    integer,  allocatable :: tc_class(:)
-    real(dp), allocatable :: tc_kappa_unfrozen(:), tc_kappa_frozen(:), tc_solid(:), tc_dry(:)
-    real(dp), allocatable :: psisat_frz(:)
+    real(dp), allocatable :: smcmax(:, :), csoil(:, :)
+    real(dp), allocatable :: rsmcmax(:, :)   !< 1/smcmax
+    integer,  allocatable :: tc_class(:, :)
+    real(dp), allocatable :: tc_kappa_unfrozen(:, :), tc_kappa_frozen(:, :)
+    real(dp), allocatable :: tc_solid(:, :), tc_dry(:, :)
+    real(dp), allocatable :: psisat_frz(:, :)
     !> BX and the constant part of the FRH2O residual (frh2o_constants)
-    real(dp), allocatable :: bx_frz(:), log_a_frz(:)
-  end type heat_column
+    real(dp), allocatable :: bx_frz(:, :), log_a_frz(:, :)
+  end type heat_block
 
 contains
 
@@ -119,7 +123,7 @@ contains
     tavg = layer_average_temperature(tup, tm, tdn, dz)
   end function tmpavg
 
-  !> TMPAVG (see tmpavg; private so that the compiler may inline it in shflx_prepared).
+  !> TMPAVG (see tmpavg; private so that the compiler may inline it in shflx_block).
   elemental function layer_average_temperature(tup, tm, tdn, dz) result(tavg)
     real(dp), intent(in) :: tup, tm, tdn, dz
     real(dp) :: tavg
@@ -189,7 +193,7 @@ contains
   !> 1999 eq. 18): the liquid content moves towards the value reached if all
   !> net heat gain went into phase change, limited by the equilibrium liquid
   !> water FRH2O(tavg) and by [0, smc]; returns the latent heat exchanged.
-  !> (shflx_prepared does the same inline with precomputed layer factors.)
+  !> (shflx_block does the same inline with precomputed layer factors.)
   !>   dt     : time step [s] (in)
   !>   dz     : layer thickness [m] (in)
   !>   tavg   : layer-average temperature [K] (in)
@@ -221,15 +225,36 @@ contains
     hcpct = sh2o*ch2o + (1.0_dp - smcmax)*csoil + (smcmax - smc)*cair + (smc - sh2o)*cice
   end function heat_capacity
 
-  !> Geometry- and parameter-only quantities of the heat step of one column
-  !> (call once per column; hc is reallocated only if nsoil changes).
+  !> (Re)allocate a heat_block for nlanes lanes of nsoil layers (only if the
+  !> shape changes).
+  pure subroutine heat_block_allocate(hb, nlanes, nsoil)
+    type(heat_block), intent(inout) :: hb
+    integer, intent(in) :: nlanes, nsoil
+    if (allocated(hb%dz)) then
+      if (hb%nlanes == nlanes .and. hb%nsoil == nsoil) return
+      deallocate(hb%dz, hb%rdist, hb%wbnd, hb%lf_dz, hb%rlf_dz, hb%smcmax, hb%rsmcmax,     &
+                 hb%csoil, hb%tc_class, hb%tc_kappa_unfrozen, hb%tc_kappa_frozen, hb%tc_solid, &
+                 hb%tc_dry, hb%psisat_frz, hb%bx_frz, hb%log_a_frz)
+    end if
+    allocate(hb%dz(nlanes, nsoil), hb%rdist(nlanes, nsoil), hb%wbnd(nlanes, nsoil),           &
+             hb%lf_dz(nlanes, nsoil), hb%rlf_dz(nlanes, nsoil), hb%smcmax(nlanes, nsoil),      &
+             hb%rsmcmax(nlanes, nsoil), hb%csoil(nlanes, nsoil), hb%tc_class(nlanes, nsoil),   &
+             hb%tc_kappa_unfrozen(nlanes, nsoil), hb%tc_kappa_frozen(nlanes, nsoil),          &
+             hb%tc_solid(nlanes, nsoil), hb%tc_dry(nlanes, nsoil), hb%psisat_frz(nlanes, nsoil), &
+             hb%bx_frz(nlanes, nsoil), hb%log_a_frz(nlanes, nsoil))
+    hb%nlanes = nlanes
+    hb%nsoil = nsoil
+  end subroutine heat_block_allocate
+
+  !> Geometry- and parameter-only quantities of the heat step of one column,
+  !> as a one-lane heat_block (call once per column).
   !> Requires nsoil >= 2.  Arguments as shflx (per layer), except that
   !> (quartz, tc_dry_coef) are replaced by the parameter-only conductivity
   !> factors of nt_thermal_conductivity::tc_static_terms:
   !>   tc_solid_term : lambda_s**(1-smcmax) per layer (solid_term) (in; layers >= 2)
   !>   tc_dry        : dry conductivity per layer [W m-1 K-1] (thkdry) (in; layers >= 2)
   !> and
-  !>   hc : the column's heat_column (inout)
+  !>   hc : the column's one-lane heat_block (inout)
   pure subroutine heat_prepare(nsoil, zsoil, zbot, smcmax, bexp_frz, psisat_frz, tc_option, &
                                tc_class, tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, &
                                tc_dry, csoil, hc)
@@ -239,57 +264,70 @@ contains
     integer,  intent(in) :: tc_option, tc_class(nsoil)
     real(dp), intent(in) :: tc_kappa_unfrozen(nsoil), tc_kappa_frozen(nsoil)
     real(dp), intent(in) :: tc_solid_term(nsoil), tc_dry(nsoil), csoil(nsoil)
-    type(heat_column), intent(inout) :: hc
+    type(heat_block), intent(inout) :: hc
     real(dp) :: ztop
     integer  :: k
 
-    if (hc%nsoil /= nsoil .or. .not. allocated(hc%dz)) then
-      if (allocated(hc%dz)) then
-        deallocate(hc%dz, hc%rdist, hc%wbnd, hc%lf_dz, hc%rlf_dz, hc%smcmax, hc%rsmcmax,     &
-                   hc%csoil, hc%tc_class, hc%tc_kappa_unfrozen, hc%tc_kappa_frozen, hc%tc_solid, &
-                   hc%tc_dry, hc%psisat_frz, hc%bx_frz, hc%log_a_frz)
-      end if
-      allocate(hc%dz(nsoil), hc%rdist(nsoil), hc%wbnd(nsoil), hc%lf_dz(nsoil), hc%rlf_dz(nsoil), &
-               hc%smcmax(nsoil), hc%rsmcmax(nsoil), hc%csoil(nsoil), hc%tc_class(nsoil),     &
-               hc%tc_kappa_unfrozen(nsoil), hc%tc_kappa_frozen(nsoil), hc%tc_solid(nsoil),    &
-               hc%tc_dry(nsoil), hc%psisat_frz(nsoil), hc%bx_frz(nsoil), hc%log_a_frz(nsoil))
-      hc%nsoil = nsoil
-    end if
-
+    call heat_block_allocate(hc, 1, nsoil)
     ztop = 0.0_dp
     do k = 1, nsoil
-      hc%dz(k) = ztop - zsoil(k)                 ! (0 - zsoil(1) == -zsoil(1) exactly)
+      hc%dz(1, k) = ztop - zsoil(k)              ! (0 - zsoil(1) == -zsoil(1) exactly)
       ztop = zsoil(k)
-      hc%lf_dz(k) = rhowater*lsubf*hc%dz(k)
-      hc%rlf_dz(k) = 1.0_dp/hc%lf_dz(k)
-      hc%wbnd(k) = tbnd_weight(nsoil, zsoil, zbot, k)
+      hc%lf_dz(1, k) = rhowater*lsubf*hc%dz(1, k)
+      hc%rlf_dz(1, k) = 1.0_dp/hc%lf_dz(1, k)
+      hc%wbnd(1, k) = tbnd_weight(nsoil, zsoil, zbot, k)
     end do
-    hc%rdist(1) = 2.0_dp/(-zsoil(2))              ! 1/(-zsoil(2)/2), DDZ of layer 1
+    hc%rdist(1, 1) = 2.0_dp/(-zsoil(2))           ! 1/(-zsoil(2)/2), DDZ of layer 1
     do k = 2, nsoil - 1
-      hc%rdist(k) = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
+      hc%rdist(1, k) = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
     end do
-    hc%rdist(nsoil) = 1.0_dp/(0.5_dp*(zsoil(nsoil-1) + zsoil(nsoil)) - zbot)
+    hc%rdist(1, nsoil) = 1.0_dp/(0.5_dp*(zsoil(nsoil-1) + zsoil(nsoil)) - zbot)
 
     hc%tc_option = tc_option
-    hc%smcmax = smcmax
-    hc%rsmcmax = 1.0_dp/smcmax
-    hc%csoil = csoil
-    hc%tc_class = tc_class
-    hc%tc_kappa_unfrozen = tc_kappa_unfrozen
-    hc%tc_kappa_frozen = tc_kappa_frozen
-    hc%tc_solid = tc_solid_term
-    hc%tc_dry = tc_dry
-    hc%psisat_frz = psisat_frz
-    call frh2o_constants(smcmax, bexp_frz, psisat_frz, hc%bx_frz, hc%log_a_frz)
+    hc%smcmax(1, :) = smcmax
+    hc%rsmcmax(1, :) = 1.0_dp/smcmax
+    hc%csoil(1, :) = csoil
+    hc%tc_class(1, :) = tc_class
+    hc%tc_kappa_unfrozen(1, :) = tc_kappa_unfrozen
+    hc%tc_kappa_frozen(1, :) = tc_kappa_frozen
+    hc%tc_solid(1, :) = tc_solid_term
+    hc%tc_dry(1, :) = tc_dry
+    hc%psisat_frz(1, :) = psisat_frz
+    call frh2o_constants(smcmax, bexp_frz, psisat_frz, hc%bx_frz(1, :), hc%log_a_frz(1, :))
   end subroutine heat_prepare
+
+  !> Copy lane 1 of src (a column's heat_prepare) into lane `lane` of hb
+  !> (allocated with heat_block_allocate for src's number of layers).
+  pure subroutine heat_block_set_lane(hb, lane, src)
+    type(heat_block), intent(inout) :: hb
+    integer, intent(in) :: lane
+    type(heat_block), intent(in) :: src
+    hb%tc_option = src%tc_option
+    hb%dz(lane, :) = src%dz(1, :)
+    hb%rdist(lane, :) = src%rdist(1, :)
+    hb%wbnd(lane, :) = src%wbnd(1, :)
+    hb%lf_dz(lane, :) = src%lf_dz(1, :)
+    hb%rlf_dz(lane, :) = src%rlf_dz(1, :)
+    hb%smcmax(lane, :) = src%smcmax(1, :)
+    hb%rsmcmax(lane, :) = src%rsmcmax(1, :)
+    hb%csoil(lane, :) = src%csoil(1, :)
+    hb%tc_class(lane, :) = src%tc_class(1, :)
+    hb%tc_kappa_unfrozen(lane, :) = src%tc_kappa_unfrozen(1, :)
+    hb%tc_kappa_frozen(lane, :) = src%tc_kappa_frozen(1, :)
+    hb%tc_solid(lane, :) = src%tc_solid(1, :)
+    hb%tc_dry(lane, :) = src%tc_dry(1, :)
+    hb%psisat_frz(lane, :) = src%psisat_frz(1, :)
+    hb%bx_frz(lane, :) = src%bx_frz(1, :)
+    hb%log_a_frz(lane, :) = src%log_a_frz(1, :)
+  end subroutine heat_block_set_lane
 
   !> One soil heat step (spec 7.0-7.2, legacy SHFLX = HRT + HSTEP):
   !> assembles the tridiagonal backward-Euler system with start-of-step
   !> conductivities (interface k-1/k uses layer k-1's conductivity; layer 1/2
   !> uses df1) and heat capacities, applies the explicit phase-change source of
   !> each layer that meets the freezing test, solves, and updates stc.
-  !> Requires nsoil >= 2.  (tc_static_terms + heat_prepare + shflx_prepared; a
-  !> caller stepping a column many times prepares it once and calls shflx_prepared.)
+  !> Requires nsoil >= 2.  (tc_static_terms + heat_prepare + shflx_block; a
+  !> caller stepping a column many times prepares it once and calls shflx_block.)
   !>   nsoil             : number of soil layers (in)
   !>   dt                : time step [s] (in)
   !>   yy                : YY, effective surface temperature of the linearised top boundary [K] (in)
@@ -329,8 +367,8 @@ contains
     real(dp), intent(inout) :: stc(nsoil), sh2o(nsoil)
     real(dp), intent(out)   :: g_top, f_bottom
 
-    real(dp) :: tc_solid_term(nsoil), tc_dry(nsoil)
-    type(heat_column) :: hc
+    real(dp) :: tc_solid_term(nsoil), tc_dry(nsoil), g_top1(1), f_bottom1(1)
+    type(heat_block) :: hc
 
     ! layer 1 uses df1: its static terms are not needed
     tc_solid_term(1) = 0.0_dp
@@ -339,10 +377,12 @@ contains
                          tc_dry_coef(2:nsoil), tc_solid_term(2:nsoil), tc_dry(2:nsoil))
     call heat_prepare(nsoil, zsoil, zbot, smcmax, bexp_frz, psisat_frz, tc_option, tc_class, &
                       tc_kappa_unfrozen, tc_kappa_frozen, tc_solid_term, tc_dry, csoil, hc)
-    call shflx_prepared(hc, dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom)
+    call shflx_block(hc, dt, [yy], [zz1], [df1], [tbot], smc, stc, sh2o, g_top1, f_bottom1)
+    g_top = g_top1(1)
+    f_bottom = f_bottom1(1)
   end subroutine shflx
 
-  !> One soil heat step (spec 7.0-7.2) with the column's heat_column.
+  !> One soil heat step (spec 7.0-7.2) of every lane of a heat_block.
   !>
   !> In the notation of spec 7.1, with C_k the start-of-step heat capacity,
   !> lambda_k the start-of-step conductivity (lambda_1 = DF1) and
@@ -360,92 +400,132 @@ contains
   !>   -G_{k-1} dT_{k-1} + (Delta z_k C_k/DT + G_{k-1} + G_k) dT_k - G_k dT_{k+1} = QTOT_k + TSNSR_k
   !> (G_0 only on the diagonal, G_N only in the explicit F_N), which is solved
   !> here: no division per layer in the assembly, and a symmetric matrix.
-  !>   hc    : from heat_prepare (in)
-  !>   dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom : as shflx
-  pure subroutine shflx_prepared(hc, dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom)
-    type(heat_column), intent(in) :: hc
-    real(dp), intent(in)    :: dt, yy, zz1, df1, tbot
-    real(dp), intent(in)    :: smc(hc%nsoil)
-    real(dp), intent(inout) :: stc(hc%nsoil), sh2o(hc%nsoil)
-    real(dp), intent(out)   :: g_top, f_bottom
+  !>
+  !> Every array has the lane index first and every loop over layers runs over
+  !> lanes inside, so that the compiler vectorises across columns; each lane's
+  !> arithmetic is exactly that of a single column (a column gives the same bits
+  !> alone or in any block).
+  !>   hb    : the block's parameters (heat_prepare, heat_block_set_lane) (in)
+  !>   dt    : time step [s] (in)
+  !>   yy, zz1, df1, tbot : per lane, as shflx (in)
+  !>   smc   : total moisture (lane, layer) [m3 m-3] (in)
+  !>   stc, sh2o : (lane, layer), as shflx (inout)
+  !>   g_top, f_bottom : per lane, as shflx (out)
+  pure subroutine shflx_block(hb, dt, yy, zz1, df1, tbot, smc, stc, sh2o, g_top, f_bottom)
+    type(heat_block), intent(in) :: hb
+    real(dp), intent(in)    :: dt
+    real(dp), intent(in)    :: yy(hb%nlanes), zz1(hb%nlanes), df1(hb%nlanes), tbot(hb%nlanes)
+    real(dp), intent(in)    :: smc(hb%nlanes, hb%nsoil)
+    real(dp), intent(inout) :: stc(hb%nlanes, hb%nsoil), sh2o(hb%nlanes, hb%nsoil)
+    real(dp), intent(out)   :: g_top(hb%nlanes), f_bottom(hb%nlanes)
 
-    real(dp) :: cond(hc%nsoil)     ! G_k, interface conductance below layer k [W m-2 K-1]; G_N = 0
-    real(dp) :: flux(0:hc%nsoil)   ! F_k, explicit downward flux below layer k [W m-2]
-    real(dp) :: tint(0:hc%nsoil)   ! temperature of the interface below layer k (TBND); tint(0) = TSURF [K]
-    real(dp) :: diag(hc%nsoil)     ! diagonal of the scaled system [W m-2 K-1]
-    real(dp) :: rhs(hc%nsoil)      ! QTOT_k + TSNSR_k [W m-2]
-    real(dp) :: dstc(hc%nsoil)     ! temperature increment [K]
-    real(dp) :: hcpct(hc%nsoil)    ! C_k, start-of-step heat capacity [J m-3 K-1]
-    real(dp) :: g0         ! G_0, surface conductance [W m-2 K-1]
-    real(dp) :: rdt        ! 1/DT [s-1]
-    real(dp) :: lambda(hc%nsoil)   ! lambda_k, start-of-step conductivity (lambda_1 = DF1) [W m-1 K-1]
-    real(dp) :: tavg(hc%nsoil)     ! layer-average temperature TMPAVG [K]
-    real(dp) :: free(hc%nsoil)     ! equilibrium liquid water FRH2O [m3 m-3]
-    logical  :: need(hc%nsoil)     ! the layer meets the freezing test of spec 7.1
-    real(dp) :: xh2o       ! new liquid water [m3 m-3]
-    integer  :: n, k
+    ! G_k, interface conductance below layer k [W m-2 K-1]; G_N = 0
+    real(dp) :: cond(hb%nlanes, hb%nsoil)
+    ! F_k, explicit downward flux below layer k [W m-2]
+    real(dp) :: flux(hb%nlanes, 0:hb%nsoil)
+    ! temperature of the interface below layer k (TBND); tint(:, 0) = TSURF [K]
+    real(dp) :: tint(hb%nlanes, 0:hb%nsoil)
+    real(dp) :: diag(hb%nlanes, hb%nsoil)    ! diagonal of the scaled system [W m-2 K-1]
+    real(dp) :: rhs(hb%nlanes, hb%nsoil)     ! QTOT_k + TSNSR_k [W m-2]
+    real(dp) :: dstc(hb%nlanes, hb%nsoil)    ! temperature increment [K]
+    real(dp) :: hcpct(hb%nlanes, hb%nsoil)   ! C_k, start-of-step heat capacity [J m-3 K-1]
+    ! lambda_k, start-of-step conductivity (lambda_1 = DF1) [W m-1 K-1]
+    real(dp) :: lambda(hb%nlanes, hb%nsoil)
+    real(dp) :: tavg(hb%nlanes, hb%nsoil)    ! layer-average temperature TMPAVG [K]
+    real(dp) :: free(hb%nlanes, hb%nsoil)    ! equilibrium liquid water FRH2O [m3 m-3]
+    logical  :: need(hb%nlanes, hb%nsoil)    ! the layer meets the freezing test of spec 7.1
+    real(dp) :: g0(hb%nlanes)  ! G_0, surface conductance [W m-2 K-1]
+    real(dp) :: rdt            ! 1/DT [s-1]
+    real(dp) :: xh2o           ! new liquid water [m3 m-3]
+    integer  :: nb, n, c, k
 
-    n = hc%nsoil
+    nb = hb%nlanes
+    n = hb%nsoil
     rdt = 1.0_dp/dt
 
     ! ---- start-of-step heat capacities and interface conductances (spec 7.1, 7.3) ----
     do k = 1, n
-      hcpct(k) = heat_capacity(sh2o(k), smc(k), hc%smcmax(k), hc%csoil(k))
+      do c = 1, nb
+        hcpct(c, k) = heat_capacity(sh2o(c, k), smc(c, k), hb%smcmax(c, k), hb%csoil(c, k))
+      end do
     end do
-    lambda(1) = df1
-    call tc_layers(hc%tc_option, n - 1, smc(2:n), hc%smcmax(2:n), hc%rsmcmax(2:n), sh2o(2:n), &
-                   hc%tc_class(2:n), hc%tc_kappa_unfrozen(2:n), hc%tc_kappa_frozen(2:n),       &
-                   hc%tc_solid(2:n), hc%tc_dry(2:n), lambda(2:n))
+    lambda(:, 1) = df1
+    ! layers 2..n of all lanes are one contiguous run of (n-1)*nb elements
+    call tc_layers(hb%tc_option, nb*(n - 1), smc(:, 2:n), hb%smcmax(:, 2:n), hb%rsmcmax(:, 2:n), &
+                   sh2o(:, 2:n), hb%tc_class(:, 2:n), hb%tc_kappa_unfrozen(:, 2:n),              &
+                   hb%tc_kappa_frozen(:, 2:n), hb%tc_solid(:, 2:n), hb%tc_dry(:, 2:n),           &
+                   lambda(:, 2:n))
     do k = 1, n
-      cond(k) = lambda(k)*hc%rdist(k)
+      do c = 1, nb
+        cond(c, k) = lambda(c, k)*hb%rdist(c, k)
+      end do
     end do
 
     ! ---- explicit fluxes and interface temperatures (start-of-step temperatures) ----
-    g0 = df1/(zz1*(0.5_dp*hc%dz(1)))
-    flux(0) = g0*(yy - stc(1))
-    tint(0) = (yy + (zz1 - 1.0_dp)*stc(1))/zz1                   ! TSURF
-    do k = 1, n - 1
-      flux(k) = cond(k)*(stc(k) - stc(k+1))
-      tint(k) = stc(k) + (stc(k+1) - stc(k))*hc%wbnd(k)
+    do c = 1, nb
+      g0(c) = df1(c)/(zz1(c)*(0.5_dp*hb%dz(c, 1)))
+      flux(c, 0) = g0(c)*(yy(c) - stc(c, 1))
+      tint(c, 0) = (yy(c) + (zz1(c) - 1.0_dp)*stc(c, 1))/zz1(c)          ! TSURF
     end do
-    flux(n) = cond(n)*(stc(n) - tbot)                             ! explicit bottom flux
-    tint(n) = stc(n) + (tbot - stc(n))*hc%wbnd(n)
-    f_bottom = flux(n)
-    cond(n) = 0.0_dp                                              ! no implicit coupling to TBOT
+    do k = 1, n - 1
+      do c = 1, nb
+        flux(c, k) = cond(c, k)*(stc(c, k) - stc(c, k+1))
+        tint(c, k) = stc(c, k) + (stc(c, k+1) - stc(c, k))*hb%wbnd(c, k)
+      end do
+    end do
+    do c = 1, nb
+      flux(c, n) = cond(c, n)*(stc(c, n) - tbot(c))                        ! explicit bottom flux
+      tint(c, n) = stc(c, n) + (tbot(c) - stc(c, n))*hb%wbnd(c, n)
+      f_bottom(c) = flux(c, n)
+      cond(c, n) = 0.0_dp                                                  ! no implicit coupling to TBOT
+    end do
 
     ! ---- net heat gain and phase change of each layer (spec 7.1 test, 7.4, 7.5) ----
     do k = 1, n
-      rhs(k) = flux(k-1) - flux(k)                                ! QTOT_k
-      need(k) = (smc(k) - sh2o(k) > 0.0_dp) .or. (stc(k) < tfreez) .or. (tint(k-1) < tfreez) &
-                .or. (tint(k) < tfreez)
-      if (need(k)) then
-        tavg(k) = layer_average_temperature(tint(k-1), stc(k), tint(k), hc%dz(k))
-      else
-        tavg(k) = stc(k)                                          ! (not used)
-      end if
+      do c = 1, nb
+        rhs(c, k) = flux(c, k-1) - flux(c, k)                              ! QTOT_k
+        need(c, k) = (smc(c, k) - sh2o(c, k) > 0.0_dp) .or. (stc(c, k) < tfreez) &
+                     .or. (tint(c, k-1) < tfreez) .or. (tint(c, k) < tfreez)
+        if (need(c, k)) then
+          tavg(c, k) = layer_average_temperature(tint(c, k-1), stc(c, k), tint(c, k), hb%dz(c, k))
+        else
+          tavg(c, k) = stc(c, k)                                           ! (not used)
+        end if
+      end do
     end do
-    call frh2o_layers(n, need, tavg, smc, sh2o, hc%smcmax, hc%psisat_frz, hc%bx_frz, &
-                      hc%log_a_frz, free)
+    ! FRH2O is independent per layer: all layers of all lanes in one call
+    call frh2o_layers(nb*n, need, tavg, smc, sh2o, hb%smcmax, hb%psisat_frz, hb%bx_frz, &
+                      hb%log_a_frz, free)
     do k = 1, n
-      if (need(k)) then
-        ! X = SH2O + QTOT DT/(rho_w Lf Delta z), limited; TSNSR = -rho_w Lf Delta z (X - SH2O)/DT
-        xh2o = limit_phase_change(sh2o(k) + rhs(k)*dt*hc%rlf_dz(k), sh2o(k), free(k), smc(k))
-        rhs(k) = rhs(k) - hc%lf_dz(k)*(xh2o - sh2o(k))*rdt       ! QTOT_k + TSNSR_k
-        sh2o(k) = xh2o
-      end if
+      do c = 1, nb
+        if (need(c, k)) then
+          ! X = SH2O + QTOT DT/(rho_w Lf Delta z), limited; TSNSR = -rho_w Lf Delta z (X - SH2O)/DT
+          xh2o = limit_phase_change(sh2o(c, k) + rhs(c, k)*dt*hb%rlf_dz(c, k), sh2o(c, k), &
+                                    free(c, k), smc(c, k))
+          rhs(c, k) = rhs(c, k) - hb%lf_dz(c, k)*(xh2o - sh2o(c, k))*rdt   ! QTOT_k + TSNSR_k
+          sh2o(c, k) = xh2o
+        end if
+      end do
     end do
 
     ! ---- implicit step (spec 7.2, rows scaled by Delta z_k C_k / DT) ----
-    diag(1) = hc%dz(1)*hcpct(1)*rdt + g0 + cond(1)
+    do c = 1, nb
+      diag(c, 1) = hb%dz(c, 1)*hcpct(c, 1)*rdt + g0(c) + cond(c, 1)
+    end do
     do k = 2, n
-      diag(k) = hc%dz(k)*hcpct(k)*rdt + cond(k-1) + cond(k)
+      do c = 1, nb
+        diag(c, k) = hb%dz(c, k)*hcpct(c, k)*rdt + cond(c, k-1) + cond(c, k)
+      end do
     end do
-    call tridiag_solve_sym(n, diag, cond, rhs, dstc)
+    call tridiag_solve_sym(nb, n, diag, cond, rhs, dstc)
     do k = 1, n
-      stc(k) = stc(k) + dstc(k)
+      do c = 1, nb
+        stc(c, k) = stc(c, k) + dstc(c, k)
+      end do
     end do
-
-    g_top = g0*(yy - stc(1))
-  end subroutine shflx_prepared
+    do c = 1, nb
+      g_top(c) = g0(c)*(yy(c) - stc(c, 1))
+    end do
+  end subroutine shflx_block
 
 end module nt_soil_heat

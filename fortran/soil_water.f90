@@ -352,7 +352,7 @@ contains
     real(dp) :: stot, capped
     integer  :: k
 
-    call tridiag_solve_sym(wc%nsoil, diag, cond, rhs, dsh2o)
+    call tridiag_solve_sym(1, wc%nsoil, diag, cond, rhs, dsh2o)
 
     wplus = 0.0_dp
     created = 0.0_dp

@@ -80,69 +80,97 @@ contains
   !> bound (each pivot waits for the division of the previous one); the two
   !> halves are independent chains of half the length that the processor
   !> executes in parallel.
-  !>   n : number of unknowns (>= 1) (in)
-  !>   d : diagonal (in)
-  !>   g : minus the off-diagonal, g(k) couples x(k) and x(k+1) (in)
-  !>   r : right-hand side (in)
-  !>   x : solution (out)
-  pure subroutine tridiag_solve_sym(n, d, g, r, x)
-    integer,  intent(in)  :: n
-    real(dp), intent(in)  :: d(n), g(n), r(n)
-    real(dp), intent(out) :: x(n)
+  !>
+  !> nb independent systems (one per lane: the columns of a block) are solved
+  !> together, lane index first, so that every row operation is a loop over
+  !> lanes that the compiler vectorises; each lane's arithmetic is exactly the
+  !> one-system elimination above (a single system is nb = 1).
+  !>   nb : number of systems (lanes) (in)
+  !>   n  : number of unknowns (>= 1) (in)
+  !>   d  : diagonal (in)
+  !>   g  : minus the off-diagonal, g(:, k) couples x(:, k) and x(:, k+1) (in)
+  !>   r  : right-hand side (in)
+  !>   x  : solution (out)
+  pure subroutine tridiag_solve_sym(nb, n, d, g, r, x)
+    integer,  intent(in)  :: nb, n
+    real(dp), intent(in)  :: d(nb, n), g(nb, n), r(nb, n)
+    real(dp), intent(out) :: x(nb, n)
 
-    real(dp) :: dpiv(n), p(n), delta(n)   ! D_k, P_k, Delta_k (rows 1..m-1)
-    real(dp) :: epiv(n), q(n), eps(n)     ! E_k, Q_k, Eps_k (rows m+1..n)
-    real(dp) :: rp         ! 1/D_k or 1/E_k
-    real(dp) :: piv, rhs   ! pivot and right-hand side of row m
-    integer  :: k, m
+    real(dp) :: dpiv(nb, n), p(nb, n), delta(nb, n)   ! D_k, P_k, Delta_k (rows 1..m-1)
+    real(dp) :: epiv(nb, n), q(nb, n), eps(nb, n)     ! E_k, Q_k, Eps_k (rows m+1..n)
+    real(dp) :: rp             ! 1/D_k or 1/E_k
+    real(dp) :: piv(nb), rhs(nb)   ! pivot and right-hand side of row m
+    integer  :: c, k, m
 
     m = (n + 1)/2
 
     ! pivots: the two chains of dependent divisions
-    if (m > 1) dpiv(1) = d(1)
+    if (m > 1) dpiv(:, 1) = d(:, 1)
     do k = 2, m - 1
-      dpiv(k) = d(k) - (g(k-1)*g(k-1))/dpiv(k-1)
+      do c = 1, nb
+        dpiv(c, k) = d(c, k) - (g(c, k-1)*g(c, k-1))/dpiv(c, k-1)
+      end do
     end do
-    if (m < n) epiv(n) = d(n)
+    if (m < n) epiv(:, n) = d(:, n)
     do k = n - 1, m + 1, -1
-      epiv(k) = d(k) - (g(k)*g(k))/epiv(k+1)
+      do c = 1, nb
+        epiv(c, k) = d(c, k) - (g(c, k)*g(c, k))/epiv(c, k+1)
+      end do
     end do
 
     ! multipliers and reduced right-hand sides
-    piv = d(m)
-    rhs = r(m)
+    piv = d(:, m)
+    rhs = r(:, m)
     if (m > 1) then
-      rp = 1.0_dp/dpiv(1)
-      p(1) = g(1)*rp
-      delta(1) = r(1)*rp
-      do k = 2, m - 1
-        rp = 1.0_dp/dpiv(k)
-        p(k) = g(k)*rp
-        delta(k) = (r(k) + g(k-1)*delta(k-1))*rp
+      do c = 1, nb
+        rp = 1.0_dp/dpiv(c, 1)
+        p(c, 1) = g(c, 1)*rp
+        delta(c, 1) = r(c, 1)*rp
       end do
-      piv = piv - g(m-1)*p(m-1)
-      rhs = rhs + g(m-1)*delta(m-1)
+      do k = 2, m - 1
+        do c = 1, nb
+          rp = 1.0_dp/dpiv(c, k)
+          p(c, k) = g(c, k)*rp
+          delta(c, k) = (r(c, k) + g(c, k-1)*delta(c, k-1))*rp
+        end do
+      end do
+      do c = 1, nb
+        piv(c) = piv(c) - g(c, m-1)*p(c, m-1)
+        rhs(c) = rhs(c) + g(c, m-1)*delta(c, m-1)
+      end do
     end if
     if (m < n) then
-      rp = 1.0_dp/epiv(n)
-      q(n) = g(n-1)*rp
-      eps(n) = r(n)*rp
-      do k = n - 1, m + 1, -1
-        rp = 1.0_dp/epiv(k)
-        q(k) = g(k-1)*rp
-        eps(k) = (r(k) + g(k)*eps(k+1))*rp
+      do c = 1, nb
+        rp = 1.0_dp/epiv(c, n)
+        q(c, n) = g(c, n-1)*rp
+        eps(c, n) = r(c, n)*rp
       end do
-      piv = piv - g(m)*q(m+1)
-      rhs = rhs + g(m)*eps(m+1)
+      do k = n - 1, m + 1, -1
+        do c = 1, nb
+          rp = 1.0_dp/epiv(c, k)
+          q(c, k) = g(c, k-1)*rp
+          eps(c, k) = (r(c, k) + g(c, k)*eps(c, k+1))*rp
+        end do
+      end do
+      do c = 1, nb
+        piv(c) = piv(c) - g(c, m)*q(c, m+1)
+        rhs(c) = rhs(c) + g(c, m)*eps(c, m+1)
+      end do
     end if
 
     ! row m, then back-substitution outwards
-    x(m) = rhs/piv
+    do c = 1, nb
+      x(c, m) = rhs(c)/piv(c)
+    end do
     do k = m - 1, 1, -1
-      x(k) = p(k)*x(k+1) + delta(k)
+      do c = 1, nb
+        x(c, k) = p(c, k)*x(c, k+1) + delta(c, k)
+      end do
     end do
     do k = m + 1, n
-      x(k) = q(k)*x(k-1) + eps(k)
+      do c = 1, nb
+        x(c, k) = q(c, k)*x(c, k-1) + eps(c, k)
+      end do
     end do
   end subroutine tridiag_solve_sym
 
