@@ -19,7 +19,9 @@ module nt_column_kernel
   use nt_constants, only: tfreez
   use nt_parameter_layout
   use nt_land_surface_step, only: column_params, column_options, step_forcing, step_diagnostics, &
-                                  heat_request, prepare_column, land_surface_step, finish_step
+                                  heat_request, step_work, prepare_column, land_surface_step, &
+                                  step_after_water, finish_step
+  use nt_soil_water, only: smflx_prepared
   use nt_soil_heat, only: heat_block, heat_block_allocate, heat_block_set_lane, shflx_block
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
@@ -110,6 +112,7 @@ contains
     type(step_forcing) :: f(block_width)
     type(step_diagnostics) :: d(block_width)
     type(heat_request) :: h(block_width)
+    type(step_work) :: wk(block_width)
     integer :: icol, istep, ierr, next_col, nb, l
     integer :: lane_col(block_width)  ! the column of each lane of the block
     logical :: record
@@ -244,7 +247,7 @@ contains
               fl%lwdn = lwdown * emissi(l)
               call land_surface_step(pl, opt, dt, fl, ch(l), ribb(l), t(:, l), sm(:, l), sl(:, l), &
                                      t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), z0(l), &
-                                     z0brd(l), snotime1(l), q1(l), d(l), h(l))
+                                     z0brd(l), snotime1(l), q1(l), d(l), wk(l))
               if (d(l)%status /= status_ok) then
                 status(icol) = d(l)%status
                 fail_step(icol) = istep
@@ -252,6 +255,16 @@ contains
               end if
             end if
           end associate
+        end do
+
+        ! --- soil water, lane by lane
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          call smflx_prepared(p(l)%water, dt, wk(l)%prcp1, wk(l)%edir1, wk(l)%ec1, wk(l)%et1, &
+                              wk(l)%shdfac, cmc(l), sm(:, l), sl(:, l), wk(l)%runoff1,       &
+                              wk(l)%runoff2, wk(l)%runoff3, wk(l)%drip, wk(l)%created)
+          call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), t(:, l), sm(:, l), sl(:, l), &
+                                t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))
         end do
 
         ! --- soil heat of the block's lanes

@@ -33,7 +33,7 @@ module nt_land_surface_step
   use nt_parameter_layout
   use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
   use nt_soil_heat, only: heat_block, heat_prepare
-  use nt_soil_water, only: water_column, water_prepare, smflx_prepared
+  use nt_soil_water, only: water_column, water_prepare
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
   use nt_evapotranspiration, only: evapo
@@ -41,8 +41,8 @@ module nt_land_surface_step
   implicit none
   private
 
-  public :: column_params, column_options, step_forcing, step_diagnostics, heat_request
-  public :: prepare_column, land_surface_step, finish_step
+  public :: column_params, column_options, step_forcing, step_diagnostics, heat_request, step_work
+  public :: prepare_column, land_surface_step, step_after_water, finish_step
 
   ! Constants of the SFLX post-processing (spec 3.9, 9): cp and R as coded there.
   real(dp), parameter :: cp_sflx = 1004.5_dp   !< cp of module_model_constants (7*287/2)
@@ -129,6 +129,25 @@ module nt_land_surface_step
     real(dp) :: sheat_coef = 0      !< -(CH cp p)/(R T2V): sensible heat = coef (TH2 - T1) [W m-2 K-1]
     real(dp) :: th2 = 0             !< potential air temperature [K]
   end type heat_request
+
+  !> What a column's step keeps between its phases (land_surface_step, the
+  !> driver's soil water step, step_after_water): the soil water step's inputs
+  !> and outputs and the quantities of SFLX, NOPAC and SNOPAC used on both sides
+  !> of it (names and units as in land_surface_step).
+  type :: step_work
+    logical :: snow_free = .true.   !< NOPAC (no snow on the ground at the step's start)
+    real(dp) :: shdfac = 0, sncovr = 0, sncond = 1, sndens = 0, ssoil = 0, df1 = 0
+    real(dp) :: fdown = 0, t24 = 0, etp = 0, rch = 1, epsca = 0, rr = 1, t2v = 1
+    real(dp) :: edir = 0, ec = 0, ett = 0, esnow = 0, snow_created = 0
+    real(dp) :: etns = 0, esnow2 = 0, esd = 0, dew = 0, eta1 = 0, ett1 = 0
+    !> inputs of the soil water step (smflx): water reaching the canopy top,
+    !> direct soil and canopy evaporation [m s-1]
+    real(dp) :: prcp1 = 0, edir1 = 0, ec1 = 0
+    real(dp), allocatable :: et1(:)  !< transpiration per layer [m s-1]
+    !> outputs of the soil water step: runoff [m s-1], bottom excess and drip
+    !> [m], water created by its clamps [m]
+    real(dp) :: runoff1 = 0, runoff2 = 0, runoff3 = 0, drip = 0, created = 0
+  end type step_work
 
   !> Fluxes and diagnostics of one step.
   type :: step_diagnostics
@@ -305,9 +324,10 @@ contains
     p%nsoil = n
   end subroutine allocate_column
 
-  !> Advance one column by one step (spec 3.0-3.9, 5, 6), except the soil heat
-  !> solve and what depends on it: those are the driver's soil heat step with
-  !> the returned request h, then finish_step.
+  !> Advance one column by one step (spec 3.0-3.9, 5, 6) up to its soil water
+  !> step; the rest is the driver's soil water step with the inputs left in w,
+  !> step_after_water, the driver's soil heat step with the request it
+  !> returns, and finish_step.
   !>
   !> State in/out: stc [K], smc, sh2o [m3 m-3] (nsoil); t1 skin temperature [K],
   !> cmc canopy water [m], snowh snow depth [m], sneqv snow water equivalent
@@ -315,7 +335,7 @@ contains
   !> z0brd roughness [m], snotime1 snow age [s], q1 surface humidity.
   !> ch [m s-1] and ribb come from the exchange-coefficient call before this step.
   subroutine land_surface_step(p, opt, dt, f, ch, ribb, stc, smc, sh2o, t1, cmc, snowh, sneqv, &
-                               albedo, emissi, z0, z0brd, snotime1, q1, d, h)
+                               albedo, emissi, z0, z0brd, snotime1, q1, d, w)
     type(column_params), intent(in) :: p
     type(column_options), intent(in) :: opt
     real(dp), intent(in) :: dt
@@ -324,7 +344,7 @@ contains
     real(dp), intent(inout) :: stc(p%nsoil), smc(p%nsoil), sh2o(p%nsoil)
     real(dp), intent(inout) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, snotime1, q1
     type(step_diagnostics), intent(inout) :: d
-    type(heat_request), intent(out) :: h
+    type(step_work), intent(inout) :: w
 
     integer :: n
     real(dp) :: shdfac, embrd, xlai, alb, frac
@@ -332,8 +352,8 @@ contains
     logical :: snowng, frzgra
     real(dp) :: df1, dsoil, dtot, ssoil, fdown, t2v
     real(dp) :: t24, etp, rch, epsca, rr, flx2, rc, pc
-    real(dp) :: eta_kin, eta, edir, ec, ett, esnow, lvh_eff
-    real(dp) :: snow_created, soil_created
+    real(dp) :: edir, ec, ett, esnow
+    real(dp) :: snow_created
 
     n = p%nsoil
     d%status = status_ok
@@ -368,7 +388,6 @@ contains
 
     ! --- snow state, precipitation type, new snow (spec 3.3)
     snow_created = 0.0_dp
-    soil_created = 0.0_dp
     if (sneqv <= snow_swe_min) then
       snow_created = -sneqv        ! a trace of snow is removed (legacy threshold)
       sneqv = 0.0_dp
@@ -441,49 +460,50 @@ contains
                   sh2o(1:p%nroot), p%smcwlt_veg(1:p%nroot), p%smcref_veg(1:p%nroot), rc, pc)
     end if
 
-    ! --- snow-free or snow branch (spec 5, 6)
+    ! --- snow-free or snow branch (spec 5, 6), up to the soil water step
     esnow = 0.0_dp
-    if (sneqv == 0.0_dp) then
-      call nopac()
-      eta_kin = eta
+    edir = 0.0_dp
+    ec = 0.0_dp
+    ett = 0.0_dp
+    if (.not. allocated(w%et1)) then
+      allocate(w%et1(n))
+    else if (size(w%et1) /= n) then
+      deallocate(w%et1)
+      allocate(w%et1(n))
+    end if
+    w%snow_free = sneqv == 0.0_dp
+    if (w%snow_free) then
+      call nopac_to_water()
     else
-      call snopac()
+      call snopac_to_water()
     end if
 
-    ! --- post-processing (spec 3.9)
-    q1 = f%q2 + eta_kin * cp_sflx / rch
-    h%sheat_coef = -(ch * cp_sflx * f%sfcprs) / (r_sflx * t2v)   ! sensible heat: finish_step
-    h%th2 = f%th2
-    edir = edir * lvh2o
-    ec = ec * lvh2o
-    ett = ett * lvh2o
-    esnow = esnow * lsubs
-    lvh_eff = (1.0_dp - sncovr) * lvh2o + sncovr * lsubs
-    etp = etp * lvh_eff
-    if (etp > 0.0_dp) then
-      eta = edir + ec + ett + esnow
-    else
-      eta = etp
-    end if
-    d%eta = eta
-    d%ssoil = ssoil
-    d%etp = etp
-    d%edir = edir
-    d%ec = ec
-    d%ett = ett
-    d%sncovr = sncovr
-    ! Water created or removed by the legacy clamps (soil moisture floor, snow
-    ! thresholds), tracked where each clamp acts so that the water balance
-    ! P - E - R + clamped = d(storage) can be checked independently.
-    d%water_clamped = (soil_created + snow_created) * 1000.0_dp / dt
+    ! what the rest of the step needs (step_after_water)
+    w%shdfac = shdfac
+    w%sncovr = sncovr
+    w%sncond = sncond
+    w%sndens = sndens
+    w%ssoil = ssoil
+    w%df1 = df1
+    w%fdown = fdown
+    w%t24 = t24
+    w%etp = etp
+    w%rch = rch
+    w%epsca = epsca
+    w%rr = rr
+    w%t2v = t2v
+    w%edir = edir
+    w%ec = ec
+    w%ett = ett
+    w%esnow = esnow
+    w%snow_created = snow_created
 
   contains
 
-    !> Snow-free branch (spec 5).
-    subroutine nopac()
-      real(dp) :: prcp1, etp1, dew, beta, yy, zz1, df1n
+    !> Snow-free branch (spec 5) up to its soil water step.
+    subroutine nopac_to_water()
+      real(dp) :: prcp1, etp1, dew
       real(dp) :: eta1, edir1, ec1, ett1, et1(n)
-      real(dp) :: runoff1, runoff2, runoff3, drip, created
 
       prcp1 = f%prcp * 0.001_dp
       etp1 = etp * 0.001_dp
@@ -497,53 +517,26 @@ contains
         call evapo(n, p%nroot, dt, etp1, smc(1), sh2o, p%devap_smcmax, p%devap_smcdry, p%fxexp, &
                    shdfac, cmc, p%cmcmax, p%cfactr, pc, p%rtdis, p%smcwlt_veg, p%smcref_veg, &
                    eta1, edir1, ec1, et1, ett1)
-        call smflx_prepared(p%water, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
-                            runoff1, runoff2, runoff3, drip, created)
-        soil_created = created
-        eta = eta1 * 1000.0_dp
-        d%evaporation = eta
       else
+        ! dew: water input, no evaporation (edir1 = ec1 = et1 = 0)
         dew = -etp1
         prcp1 = prcp1 + dew
-        call smflx_prepared(p%water, dt, prcp1, 0.0_dp, 0.0_dp, et1, shdfac, cmc, smc, sh2o, &
-                            runoff1, runoff2, runoff3, drip, created)
-        soil_created = created
-        d%evaporation = -dew * 1000.0_dp
       end if
-      if (etp <= 0.0_dp) then
-        beta = 0.0_dp
-        eta = etp
-        if (etp < 0.0_dp) beta = 1.0_dp
-      else
-        beta = eta / etp
-      end if
-      edir = edir1 * 1000.0_dp
-      ec = ec1 * 1000.0_dp
-      ett = ett1 * 1000.0_dp
-      d%runoff1 = runoff1 * 1000.0_dp
-      d%runoff2 = (runoff2 + runoff3 / dt) * 1000.0_dp
+      w%prcp1 = prcp1
+      w%edir1 = edir1
+      w%ec1 = ec1
+      w%et1 = et1
+      w%ett1 = ett1
+      w%eta1 = eta1
+      w%dew = dew
+    end subroutine nopac_to_water
 
-      ! Soil heat with the moisture after the water step (spec 5; quirk Q3).
-      df1n = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%nopac_smcmax, sh2o(1), &
-                                  p%nopac_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
-                                  p%nopac_solid, p%nopac_dry)
-      df1n = df1n * exp(p%sbeta * shdfac)
-      yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
-      zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
-      ! the heat solve, then T1 and SSOIL from the new stc(1): finish_step
-      h%yy = yy
-      h%zz1 = zz1
-      h%df1 = df1n
-      h%snow_free = .true.
-    end subroutine nopac
-
-    !> Snow branch (spec 6).
-    subroutine snopac()
+    !> Snow branch (spec 6) up to its soil water step.
+    subroutine snopac_to_water()
       real(dp), parameter :: snoexp = 2.0_dp
       real(dp) :: prcp1, etp1, beta, etns, esnow2, etanrg, flx1, flx3, denom, t12a, t12b, t12
-      real(dp) :: esd, ex, snomlt, seh, t14, yy, zz1
+      real(dp) :: esd, ex, snomlt, seh, t14
       real(dp) :: eta1, edir1, ec1, ett1, etns1, et1(n)
-      real(dp) :: runoff1, runoff2, runoff3, drip, created
 
       prcp1 = prcpf * 0.001_dp
       beta = 1.0_dp
@@ -641,10 +634,143 @@ contains
         prcp1 = prcp1 + ex
       end if
 
-      ! Soil water and heat under snow (6.3).
-      call smflx_prepared(p%water, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
-                          runoff1, runoff2, runoff3, drip, created)
-      soil_created = created
+      ! the soil water step (6.3) and what follows: the driver, step_after_water
+      w%prcp1 = prcp1
+      w%edir1 = edir1
+      w%ec1 = ec1
+      w%et1 = et1
+      w%ett1 = ett1
+      w%etns = etns
+      w%esnow2 = esnow2
+      w%esd = esd
+    end subroutine snopac_to_water
+
+  end subroutine land_surface_step
+
+  !> The step after the driver's soil water step (smflx with the inputs in w,
+  !> outputs stored back in w): the rest of NOPAC or SNOPAC (spec 5, 6.3,
+  !> 6.4) and SFLX's post-processing (spec 3.9).  Returns the request h of the
+  !> soil heat solve (the driver's; then finish_step).
+  !>   p, opt, dt, f, ch, emissi : as land_surface_step (in)
+  !>   stc, smc, sh2o    : soil state after the water step (in)
+  !>   t1, snowh, sneqv, q1 : as land_surface_step (inout)
+  !>   d : the step's diagnostics (inout);  w : from land_surface_step and the water step (in)
+  !>   h : the heat solve's request (out)
+  subroutine step_after_water(p, opt, dt, f, ch, emissi, stc, smc, sh2o, t1, snowh, sneqv, q1, d, &
+                              w, h)
+    type(column_params), intent(in) :: p
+    type(column_options), intent(in) :: opt
+    real(dp), intent(in) :: dt
+    type(step_forcing), intent(in) :: f
+    real(dp), intent(in) :: ch, emissi
+    real(dp), intent(in) :: stc(p%nsoil), smc(p%nsoil), sh2o(p%nsoil)
+    real(dp), intent(inout) :: t1, snowh, sneqv, q1
+    type(step_diagnostics), intent(inout) :: d
+    type(step_work), intent(in) :: w
+    type(heat_request), intent(out) :: h
+
+    real(dp) :: shdfac, sncovr, sncond, sndens, ssoil, df1, fdown, t24, etp, rch, epsca, rr, t2v
+    real(dp) :: eta_kin, eta, edir, ec, ett, esnow, lvh_eff
+    real(dp) :: snow_created, soil_created
+
+    shdfac = w%shdfac
+    sncovr = w%sncovr
+    sncond = w%sncond
+    sndens = w%sndens
+    ssoil = w%ssoil
+    df1 = w%df1
+    fdown = w%fdown
+    t24 = w%t24
+    etp = w%etp
+    rch = w%rch
+    epsca = w%epsca
+    rr = w%rr
+    t2v = w%t2v
+    edir = w%edir
+    ec = w%ec
+    ett = w%ett
+    esnow = w%esnow
+    snow_created = w%snow_created
+    soil_created = w%created
+
+    if (w%snow_free) then
+      call nopac_after_water()
+      eta_kin = eta
+    else
+      call snopac_after_water()
+    end if
+
+    ! --- post-processing (spec 3.9)
+    q1 = f%q2 + eta_kin * cp_sflx / rch
+    h%sheat_coef = -(ch * cp_sflx * f%sfcprs) / (r_sflx * t2v)   ! sensible heat: finish_step
+    h%th2 = f%th2
+    edir = edir * lvh2o
+    ec = ec * lvh2o
+    ett = ett * lvh2o
+    esnow = esnow * lsubs
+    lvh_eff = (1.0_dp - sncovr) * lvh2o + sncovr * lsubs
+    etp = etp * lvh_eff
+    if (etp > 0.0_dp) then
+      eta = edir + ec + ett + esnow
+    else
+      eta = etp
+    end if
+    d%eta = eta
+    d%ssoil = ssoil
+    d%etp = etp
+    d%edir = edir
+    d%ec = ec
+    d%ett = ett
+    d%sncovr = sncovr
+    ! Water created or removed by the legacy clamps (soil moisture floor, snow
+    ! thresholds), tracked where each clamp acts so that the water balance
+    ! P - E - R + clamped = d(storage) can be checked independently.
+    d%water_clamped = (soil_created + snow_created) * 1000.0_dp / dt
+
+  contains
+
+    !> Snow-free branch (spec 5) after its soil water step.
+    subroutine nopac_after_water()
+      real(dp) :: beta, yy, zz1, df1n
+
+      if (etp > 0.0_dp) then
+        eta = w%eta1 * 1000.0_dp
+        d%evaporation = eta
+      else
+        d%evaporation = -w%dew * 1000.0_dp
+      end if
+      if (etp <= 0.0_dp) then
+        beta = 0.0_dp
+        eta = etp
+        if (etp < 0.0_dp) beta = 1.0_dp
+      else
+        beta = eta / etp
+      end if
+      edir = w%edir1 * 1000.0_dp
+      ec = w%ec1 * 1000.0_dp
+      ett = w%ett1 * 1000.0_dp
+      d%runoff1 = w%runoff1 * 1000.0_dp
+      d%runoff2 = (w%runoff2 + w%runoff3 / dt) * 1000.0_dp
+
+      ! Soil heat with the moisture after the water step (spec 5; quirk Q3).
+      df1n = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%nopac_smcmax, sh2o(1), &
+                                  p%nopac_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
+                                  p%nopac_solid, p%nopac_dry)
+      df1n = df1n * exp(p%sbeta * shdfac)
+      yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
+      zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
+      ! the heat solve, then T1 and SSOIL from the new stc(1): finish_step
+      h%yy = yy
+      h%zz1 = zz1
+      h%df1 = df1n
+      h%snow_free = .true.
+    end subroutine nopac_after_water
+
+    !> Snow branch (spec 6.3, 6.4) after its soil water step.
+    subroutine snopac_after_water()
+      real(dp) :: esd, yy, zz1
+
+      esd = w%esd
       zz1 = 1.0_dp
       yy = stc(1) - 0.5_dp * ssoil * p%zsoil(1) * zz1 / df1
       ! the heat solve (the driver's, after this step; it changes neither T1
@@ -665,14 +791,14 @@ contains
         sncovr = 0.0_dp
       end if
       sneqv = esd
-      eta_kin = esnow + etns
+      eta_kin = esnow + w%etns
 
-      d%evaporation = (edir1 + ec1 + ett1) * 1000.0_dp + esnow2 / dt * 1000.0_dp
-      d%runoff1 = runoff1 * 1000.0_dp
-      d%runoff2 = (runoff2 + runoff3 / dt) * 1000.0_dp
-    end subroutine snopac
+      d%evaporation = (w%edir1 + w%ec1 + w%ett1) * 1000.0_dp + w%esnow2 / dt * 1000.0_dp
+      d%runoff1 = w%runoff1 * 1000.0_dp
+      d%runoff2 = (w%runoff2 + w%runoff3 / dt) * 1000.0_dp
+    end subroutine snopac_after_water
 
-  end subroutine land_surface_step
+  end subroutine step_after_water
 
   !> The end of a step after the soil heat solve of request h (spec 5, 3.9):
   !> in the snow-free branch the skin temperature T1 = (YY + (ZZ1-1) STC(1))/ZZ1
