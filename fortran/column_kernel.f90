@@ -21,7 +21,7 @@ module nt_column_kernel
   use nt_land_surface_step, only: column_params, column_options, step_forcing, step_diagnostics, &
                                   heat_request, step_work, prepare_column, land_surface_step, &
                                   step_after_water, finish_step
-  use nt_soil_water, only: smflx_prepared
+  use nt_soil_water, only: water_block, water_block_allocate, water_block_set_lane, smflx_block
   use nt_soil_heat, only: heat_block, heat_block_allocate, heat_block_set_lane, shflx_block
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
@@ -126,6 +126,11 @@ contains
     type(heat_block) :: hb
     real(dp), dimension(block_width) :: hyy, hzz1, hdf1, tbot, g_top, f_bottom
     real(dp), dimension(block_width, nlay) :: tb, smb, slb
+    ! the block's soil water step: parameters, inputs and outputs
+    type(water_block) :: wb
+    real(dp), dimension(block_width) :: wprcp1, wedir1, wec1, wshdfac, wcmc, wrun1, wrun2, wrun3, &
+                                        wdrip, wcreated
+    real(dp) :: wet1(block_width, nlay)
 
     opt = options_from_array(options)
     dt_water = dt/1000.0_dp
@@ -133,11 +138,14 @@ contains
     record = nrec == nstep .and. nstep > 0
 
     ! The columns are stepped in blocks of block_width lanes: each step runs
-    ! the surface and soil water physics lane by lane, the soil heat solve of
-    ! the block's lanes, then finishes each lane.  Every lane's arithmetic is
+    ! the surface physics lane by lane, the soil water step of the block's
+    ! lanes, the rest of the land step lane by lane, the soil heat solve of the
+    ! block's lanes, then finishes each lane.  Every lane's arithmetic is
     ! its own, so a column's results do not depend on the block it is in.  A
-    ! lane whose column fails keeps the state it failed with (its heat solve
-    ! is still computed, with the block, and discarded).
+    ! lane whose column fails keeps the state it failed with (its water and
+    ! heat solves are still computed, with the block, and discarded); that
+    ! state may hold non-finite values, whose propagation through min/max
+    ! can differ between vectorised and scalar code, so it is not compared.
     next_col = 1
     do while (next_col <= ncol)
       ! the next block: up to block_width columns that have not failed and prepare
@@ -159,9 +167,12 @@ contains
       if (nb == 0) exit
 
       call heat_block_allocate(hb, nb, nlay)
+      call water_block_allocate(wb, nb, nlay)
+      wet1 = 0.0_dp
       do l = 1, nb
         icol = lane_col(l)
         call heat_block_set_lane(hb, l, p(l)%heat)
+        call water_block_set_lane(wb, l, p(l)%water)
         tbot(l) = p(l)%tbot
         t(:, l) = stc(:, icol)
         sm(:, l) = smc(:, icol)
@@ -257,12 +268,33 @@ contains
           end associate
         end do
 
-        ! --- soil water, lane by lane
+        ! --- soil water of the block's lanes
+        ! (all nb lanes are solved; a failed lane's results are not used)
+        do l = 1, nb
+          wprcp1(l) = wk(l)%prcp1
+          wedir1(l) = wk(l)%edir1
+          wec1(l) = wk(l)%ec1
+          wshdfac(l) = wk(l)%shdfac
+          wcmc(l) = cmc(l)
+          if (running(l)) wet1(l, :) = wk(l)%et1
+          smb(l, :) = sm(:, l)
+          slb(l, :) = sl(:, l)
+        end do
+        call smflx_block(wb, dt, wprcp1(1:nb), wedir1(1:nb), wec1(1:nb), wet1(1:nb, :),          &
+                         wshdfac(1:nb), wcmc(1:nb), smb(1:nb, :), slb(1:nb, :), wrun1(1:nb),   &
+                         wrun2(1:nb), wrun3(1:nb), wdrip(1:nb), wcreated(1:nb))
+
+        ! --- the rest of the land step, lane by lane
         do l = 1, nb
           if (.not. running(l)) cycle
-          call smflx_prepared(p(l)%water, dt, wk(l)%prcp1, wk(l)%edir1, wk(l)%ec1, wk(l)%et1, &
-                              wk(l)%shdfac, cmc(l), sm(:, l), sl(:, l), wk(l)%runoff1,       &
-                              wk(l)%runoff2, wk(l)%runoff3, wk(l)%drip, wk(l)%created)
+          cmc(l) = wcmc(l)
+          sm(:, l) = smb(l, :)
+          sl(:, l) = slb(l, :)
+          wk(l)%runoff1 = wrun1(l)
+          wk(l)%runoff2 = wrun2(l)
+          wk(l)%runoff3 = wrun3(l)
+          wk(l)%drip = wdrip(l)
+          wk(l)%created = wcreated(l)
           call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), t(:, l), sm(:, l), sl(:, l), &
                                 t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))
         end do
@@ -274,8 +306,6 @@ contains
           hzz1(l) = h(l)%zz1
           hdf1(l) = h(l)%df1
           tb(l, :) = t(:, l)
-          smb(l, :) = sm(:, l)
-          slb(l, :) = sl(:, l)
         end do
         call shflx_block(hb, dt, hyy(1:nb), hzz1(1:nb), hdf1(1:nb), tbot(1:nb), smb(1:nb, :), &
                          tb(1:nb, :), slb(1:nb, :), g_top(1:nb), f_bottom(1:nb))

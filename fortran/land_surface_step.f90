@@ -33,7 +33,7 @@ module nt_land_surface_step
   use nt_parameter_layout
   use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
   use nt_soil_heat, only: heat_block, heat_prepare
-  use nt_soil_water, only: water_column, water_prepare
+  use nt_soil_water, only: water_block, water_prepare
   use nt_potential_evaporation, only: penman
   use nt_canopy_resistance, only: canres
   use nt_evapotranspiration, only: evapo
@@ -98,7 +98,7 @@ module nt_land_surface_step
     real(dp) :: zlvl, zlvl_wind, z0h_beta, snow_cond_mult
     real(dp) :: monthly(12, nmon)
     type(heat_block) :: heat    !< geometry/parameter-only terms of the soil heat step (one lane)
-    type(water_column) :: water !< geometry/parameter-only terms of the soil water step
+    type(water_block) :: water  !< geometry/parameter-only terms of the soil water step (one lane)
   end type column_params
 
   !> Meteorology and derived quantities of one step (computed by the driver).

@@ -13,7 +13,7 @@
 !> specification): everything that depends only on the column's geometry and
 !> parameters (layer thicknesses, node distances and their reciprocals, the
 !> exponents of the hydraulic functions) is computed once per column by
-!> water_prepare into a water_column; the SRT system of spec 8.4 is solved
+!> water_prepare; the SRT system of spec 8.4 is solved
 !> with each row k multiplied by Delta z_k / DT (the same linear equations;
 !> see srt), so that the assembly needs no division and the matrix is
 !> symmetric (nt_tridiagonal::tridiag_solve_sym).
@@ -24,7 +24,7 @@ module nt_soil_water
   private
 
   public :: fac2mit, wdfcnd_stock, wdfcnd_ice_impedance, smflx
-  public :: water_column, water_prepare, smflx_prepared
+  public :: water_block, water_block_allocate, water_prepare, water_block_set_lane, smflx_block
 
   !> Hydraulics / infiltration option (legacy OPT_INF).
   integer, parameter, public :: hyd_option_stock = 1          !< WDFCND + Koren FCR infiltration reduction
@@ -39,31 +39,35 @@ module nt_soil_water
   real(dp), parameter :: factr_min  = 0.01_dp    !< lower bound of the saturation in WDFCND_NY06
   real(dp), parameter :: ln10 = log(10.0_dp)
 
-  !> Geometry- and parameter-only quantities of the water step of one column
-  !> (filled by water_prepare, used by smflx_prepared).  Layer k spans
-  !> zsoil(k-1)..zsoil(k) (zsoil(0) = 0).
-  type :: water_column
+  !> Geometry- and parameter-only quantities of the water step of a block of
+  !> columns (lanes), lane index first: water_prepare fills a one-lane block
+  !> for one column, water_block_set_lane copies it into a lane of a block,
+  !> and smflx_block steps all lanes.  Layer k spans zsoil(k-1)..zsoil(k)
+  !> (zsoil(0) = 0).
+  type :: water_block
+    integer :: nlanes = 0
     integer :: nsoil = 0
     integer :: hyd_option = hyd_option_ice_impedance
-    real(dp), allocatable :: dz(:)     !< Delta z_k = zsoil(k-1) - zsoil(k), DENOM2 of SRT [m]
-    real(dp), allocatable :: rdz(:)    !< 1/Delta z_k [m-1]
+    real(dp), allocatable :: dz(:, :)     !< Delta z_k = zsoil(k-1) - zsoil(k), DENOM2 of SRT [m]
+    real(dp), allocatable :: rdz(:, :)    !< 1/Delta z_k [m-1]
     !> 1/d_{k+1/2} = 2/(zsoil(k-1) - zsoil(k+1)) [m-1], reciprocal distance between the
     !> nodes of layers k and k+1 (DDZ2 of SRT); 0 for k = N (no diffusion through the bottom)
-    real(dp), allocatable :: rdist(:)
+    real(dp), allocatable :: rdist(:, :)
     ! per-layer parameters (spec 8.3-8.5)
-    real(dp), allocatable :: smcmax(:), smcwlt(:), bexp(:), dksat(:), dwsat(:)
-    real(dp), allocatable :: rsmcmax(:)   !< 1/SMCMAX
-    real(dp), allocatable :: sat_two_pass(:)  !< FLIMIT*SMCMAX, liquid water that triggers two passes
-    real(dp), allocatable :: expo_d(:)    !< BB + 2, exponent of the diffusivity
-    real(dp), allocatable :: expo_k(:)    !< 2 BB + 3, exponent of the conductivity
+    real(dp), allocatable :: smcmax(:, :), smcwlt(:, :), bexp(:, :), dksat(:, :), dwsat(:, :)
+    real(dp), allocatable :: rsmcmax(:, :)   !< 1/SMCMAX
+    real(dp), allocatable :: sat_two_pass(:, :)  !< FLIMIT*SMCMAX, liquid water that triggers two passes
+    real(dp), allocatable :: expo_d(:, :)    !< BB + 2, exponent of the diffusivity
+    real(dp), allocatable :: expo_k(:, :)    !< 2 BB + 3, exponent of the conductivity
     !> -E_D ln 10 and -E_K ln 10: the ice impedance 10**(-E SICE) = exp(imp SICE) (option 2)
-    real(dp), allocatable :: imp_d(:), imp_k(:)
-    ! column scalars (spec 8.1-8.3)
-    real(dp) :: kdt = 0, frzx = 0, slope = 0, cmcmax = 0
-    real(dp) :: smcwlt_entry1 = 0, smcwlt_entry2 = 0   !< WLTSMC of SMCAV in pass 1 / pass 2 (Q2)
+    real(dp), allocatable :: imp_d(:, :), imp_k(:, :)
+    ! column scalars (spec 8.1-8.3), per lane
+    real(dp), allocatable :: kdt(:), frzx(:), slope(:), cmcmax(:)
+    !> WLTSMC of SMCAV in pass 1 / pass 2 (Q2)
+    real(dp), allocatable :: smcwlt_entry1(:), smcwlt_entry2(:)
     !> two-pass trigger on the water reaching the soil, 0.0001*1000*(-zsoil(1))*SMCMAX_1 [m]
-    real(dp) :: pcp_two_pass = 0
-  end type water_column
+    real(dp), allocatable :: pcp_two_pass(:)
+  end type water_block
 
 contains
 
@@ -141,7 +145,7 @@ contains
                                        -imp_exp_d*ln10, -imp_exp_k*ln10, wdf, wcnd)
   end subroutine wdfcnd_ice_impedance
 
-  !> wdfcnd_ice_impedance with the parameter-only terms given (water_column):
+  !> wdfcnd_ice_impedance with the parameter-only terms given (water_block):
   !> each power and its impedance factor are one exponential of one logarithm,
   !>   wdf  = dwsat exp((b+2) ln FACTR - E_D ln10 sice),
   !>   wcnd = dksat exp((2b+3) ln FACTR - E_K ln10 sice)
@@ -161,11 +165,34 @@ contains
     wcnd = dksat*exp(expo_k*log_factr + imp_k*sice)
   end subroutine wdfcnd_ice_impedance_prepared
 
-  !> Geometry- and parameter-only quantities of the water step of one column
-  !> (call once per column; wc is reallocated only if nsoil changes).
+  !> (Re)allocate a water_block for nlanes lanes of nsoil layers (only if the
+  !> shape changes).
+  pure subroutine water_block_allocate(wb, nlanes, nsoil)
+    type(water_block), intent(inout) :: wb
+    integer, intent(in) :: nlanes, nsoil
+    if (allocated(wb%dz)) then
+      if (wb%nlanes == nlanes .and. wb%nsoil == nsoil) return
+      deallocate(wb%dz, wb%rdz, wb%rdist, wb%smcmax, wb%smcwlt, wb%bexp, wb%dksat, wb%dwsat,  &
+                 wb%rsmcmax, wb%sat_two_pass, wb%expo_d, wb%expo_k, wb%imp_d, wb%imp_k,       &
+                 wb%kdt, wb%frzx, wb%slope, wb%cmcmax, wb%smcwlt_entry1, wb%smcwlt_entry2,   &
+                 wb%pcp_two_pass)
+    end if
+    allocate(wb%dz(nlanes, nsoil), wb%rdz(nlanes, nsoil), wb%rdist(nlanes, nsoil),          &
+             wb%smcmax(nlanes, nsoil), wb%smcwlt(nlanes, nsoil), wb%bexp(nlanes, nsoil),    &
+             wb%dksat(nlanes, nsoil), wb%dwsat(nlanes, nsoil), wb%rsmcmax(nlanes, nsoil),   &
+             wb%sat_two_pass(nlanes, nsoil), wb%expo_d(nlanes, nsoil),                      &
+             wb%expo_k(nlanes, nsoil), wb%imp_d(nlanes, nsoil), wb%imp_k(nlanes, nsoil),    &
+             wb%kdt(nlanes), wb%frzx(nlanes), wb%slope(nlanes), wb%cmcmax(nlanes),          &
+             wb%smcwlt_entry1(nlanes), wb%smcwlt_entry2(nlanes), wb%pcp_two_pass(nlanes))
+    wb%nlanes = nlanes
+    wb%nsoil = nsoil
+  end subroutine water_block_allocate
+
+  !> Geometry- and parameter-only quantities of the water step of one column,
+  !> as a one-lane water_block (call once per column).
   !> Requires nsoil >= 2.  Arguments as smflx (same names), plus
   !>   cmcmax : canopy water capacity [m] (in)
-  !>   wc     : the column's water_column (inout)
+  !>   wc     : the column's one-lane water_block (inout)
   pure subroutine water_prepare(nsoil, zsoil, cmcmax, kdt, frzx, slope, flimit, hyd_option, &
                                 smcmax, bexp, dksat, dwsat, smcwlt, imp_exp_d, imp_exp_k,   &
                                 smcwlt_entry_pass1, smcwlt_entry_pass2, wc)
@@ -174,55 +201,74 @@ contains
     real(dp), intent(in) :: smcmax(nsoil), bexp(nsoil), dksat(nsoil), dwsat(nsoil), smcwlt(nsoil)
     real(dp), intent(in) :: imp_exp_d(nsoil), imp_exp_k(nsoil)
     real(dp), intent(in) :: smcwlt_entry_pass1, smcwlt_entry_pass2
-    type(water_column), intent(inout) :: wc
+    type(water_block), intent(inout) :: wc
     real(dp) :: ztop
     integer  :: k
 
-    if (wc%nsoil /= nsoil .or. .not. allocated(wc%dz)) then
-      if (allocated(wc%dz)) then
-        deallocate(wc%dz, wc%rdz, wc%rdist, wc%smcmax, wc%smcwlt, wc%bexp, wc%dksat, wc%dwsat, &
-                   wc%rsmcmax, wc%sat_two_pass, wc%expo_d, wc%expo_k, wc%imp_d, wc%imp_k)
-      end if
-      allocate(wc%dz(nsoil), wc%rdz(nsoil), wc%rdist(nsoil), wc%smcmax(nsoil), wc%smcwlt(nsoil), &
-               wc%bexp(nsoil), wc%dksat(nsoil), wc%dwsat(nsoil), wc%rsmcmax(nsoil), &
-               wc%sat_two_pass(nsoil), &
-               wc%expo_d(nsoil), wc%expo_k(nsoil), wc%imp_d(nsoil), wc%imp_k(nsoil))
-      wc%nsoil = nsoil
-    end if
-
+    call water_block_allocate(wc, 1, nsoil)
     ztop = 0.0_dp
     do k = 1, nsoil
-      wc%dz(k) = ztop - zsoil(k)                  ! (0 - zsoil(1) == -zsoil(1) exactly)
+      wc%dz(1, k) = ztop - zsoil(k)               ! (0 - zsoil(1) == -zsoil(1) exactly)
       ztop = zsoil(k)
-      wc%rdz(k) = 1.0_dp/wc%dz(k)
+      wc%rdz(1, k) = 1.0_dp/wc%dz(1, k)
     end do
-    wc%rdist(1) = 2.0_dp/(-zsoil(2))              ! 1/(-zsoil(2)/2), DDZ of layer 1
+    wc%rdist(1, 1) = 2.0_dp/(-zsoil(2))           ! 1/(-zsoil(2)/2), DDZ of layer 1
     do k = 2, nsoil - 1
-      wc%rdist(k) = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
+      wc%rdist(1, k) = 2.0_dp/(zsoil(k-1) - zsoil(k+1))
     end do
-    wc%rdist(nsoil) = 0.0_dp
+    wc%rdist(1, nsoil) = 0.0_dp
 
     wc%hyd_option = hyd_option
-    wc%smcmax = smcmax
-    wc%smcwlt = smcwlt
-    wc%bexp = bexp
-    wc%dksat = dksat
-    wc%dwsat = dwsat
-    wc%rsmcmax = 1.0_dp/smcmax
-    wc%sat_two_pass = flimit*smcmax
-    wc%expo_d = bexp + 2.0_dp
-    wc%expo_k = 2.0_dp*bexp + 3.0_dp
-    wc%imp_d = -imp_exp_d*ln10
-    wc%imp_k = -imp_exp_k*ln10
+    wc%smcmax(1, :) = smcmax
+    wc%smcwlt(1, :) = smcwlt
+    wc%bexp(1, :) = bexp
+    wc%dksat(1, :) = dksat
+    wc%dwsat(1, :) = dwsat
+    wc%rsmcmax(1, :) = 1.0_dp/smcmax
+    wc%sat_two_pass(1, :) = flimit*smcmax
+    wc%expo_d(1, :) = bexp + 2.0_dp
+    wc%expo_k(1, :) = 2.0_dp*bexp + 3.0_dp
+    wc%imp_d(1, :) = -imp_exp_d*ln10
+    wc%imp_k(1, :) = -imp_exp_k*ln10
 
-    wc%kdt = kdt
-    wc%frzx = frzx
-    wc%slope = slope
-    wc%cmcmax = cmcmax
-    wc%smcwlt_entry1 = smcwlt_entry_pass1
-    wc%smcwlt_entry2 = smcwlt_entry_pass2
-    wc%pcp_two_pass = 0.0001_dp*1000.0_dp*(-zsoil(1))*smcmax(1)
+    wc%kdt(1) = kdt
+    wc%frzx(1) = frzx
+    wc%slope(1) = slope
+    wc%cmcmax(1) = cmcmax
+    wc%smcwlt_entry1(1) = smcwlt_entry_pass1
+    wc%smcwlt_entry2(1) = smcwlt_entry_pass2
+    wc%pcp_two_pass(1) = 0.0001_dp*1000.0_dp*(-zsoil(1))*smcmax(1)
   end subroutine water_prepare
+
+  !> Copy lane 1 of src (a column's water_prepare) into lane `lane` of wb
+  !> (allocated with water_block_allocate for src's number of layers).
+  pure subroutine water_block_set_lane(wb, lane, src)
+    type(water_block), intent(inout) :: wb
+    integer, intent(in) :: lane
+    type(water_block), intent(in) :: src
+    wb%hyd_option = src%hyd_option
+    wb%dz(lane, :) = src%dz(1, :)
+    wb%rdz(lane, :) = src%rdz(1, :)
+    wb%rdist(lane, :) = src%rdist(1, :)
+    wb%smcmax(lane, :) = src%smcmax(1, :)
+    wb%smcwlt(lane, :) = src%smcwlt(1, :)
+    wb%bexp(lane, :) = src%bexp(1, :)
+    wb%dksat(lane, :) = src%dksat(1, :)
+    wb%dwsat(lane, :) = src%dwsat(1, :)
+    wb%rsmcmax(lane, :) = src%rsmcmax(1, :)
+    wb%sat_two_pass(lane, :) = src%sat_two_pass(1, :)
+    wb%expo_d(lane, :) = src%expo_d(1, :)
+    wb%expo_k(lane, :) = src%expo_k(1, :)
+    wb%imp_d(lane, :) = src%imp_d(1, :)
+    wb%imp_k(lane, :) = src%imp_k(1, :)
+    wb%kdt(lane) = src%kdt(1)
+    wb%frzx(lane) = src%frzx(1)
+    wb%slope(lane) = src%slope(1)
+    wb%cmcmax(lane) = src%cmcmax(1)
+    wb%smcwlt_entry1(lane) = src%smcwlt_entry1(1)
+    wb%smcwlt_entry2(lane) = src%smcwlt_entry2(1)
+    wb%pcp_two_pass(lane) = src%pcp_two_pass(1)
+  end subroutine water_block_set_lane
 
   !> Infiltration and the tridiagonal system of the water step (legacy SRT,
   !> spec 8.3-8.4).  Gradients use sh2o, coefficients use sh2oa.
@@ -239,7 +285,7 @@ contains
   !> Delta z_k/DT gives the same equations as
   !>   -H_{k-1} dW_{k-1} + (Delta z_k/DT + H_{k-1} + H_k) dW_k - H_k dW_{k+1} = Q_{k-1} - Q_k - ET_k,
   !> returned here as (diag, cond, rhs) for tridiag_solve_sym.
-  !>   wc           : from water_prepare (in)
+  !>   wb           : the block's parameters (in)
   !>   dt           : time step [s] (in)
   !>   sh2o         : liquid water of the gradients (start of step) [m3 m-3] (in)
   !>   sh2oa        : liquid water of the coefficients [m3 m-3] (in)
@@ -251,88 +297,109 @@ contains
   !>   smcwlt_entry : wilting point of SMCAV and DMAX_1 (pass 1 / pass 2, Q2) (in)
   !>   diag, cond, rhs : the scaled system (cond(N) = 0) (out)
   !>   runoff1, runoff2 : surface runoff, drainage [m s-1] (out)
-  pure subroutine srt(wc, dt, sh2o, sh2oa, sice, sicemax, dice, pcpdrp, edir, et, smcwlt_entry, &
-                      diag, cond, rhs, runoff1, runoff2)
-    type(water_column), intent(in) :: wc
-    real(dp), intent(in)  :: dt, sh2o(wc%nsoil), sh2oa(wc%nsoil), sice(wc%nsoil)
-    real(dp), intent(in)  :: sicemax, dice, pcpdrp, edir, et(wc%nsoil), smcwlt_entry
-    real(dp), intent(out) :: diag(wc%nsoil), cond(wc%nsoil), rhs(wc%nsoil), runoff1, runoff2
+  !> All arrays have the lane index first; per-lane scalars are arrays over lanes.
+  pure subroutine srt_block(wb, dt, sh2o, sh2oa, sice, sicemax, dice, pcpdrp, edir, et, &
+                            smcwlt_entry, diag, cond, rhs, runoff1, runoff2)
+    type(water_block), intent(in) :: wb
+    real(dp), intent(in)  :: dt
+    real(dp), intent(in)  :: sh2o(wb%nlanes, wb%nsoil), sh2oa(wb%nlanes, wb%nsoil)
+    real(dp), intent(in)  :: sice(wb%nlanes, wb%nsoil), et(wb%nlanes, wb%nsoil)
+    real(dp), intent(in)  :: sicemax(wb%nlanes), dice(wb%nlanes), pcpdrp(wb%nlanes), edir(wb%nlanes)
+    real(dp), intent(in)  :: smcwlt_entry(wb%nlanes)
+    real(dp), intent(out) :: diag(wb%nlanes, wb%nsoil), cond(wb%nlanes, wb%nsoil)
+    real(dp), intent(out) :: rhs(wb%nlanes, wb%nsoil), runoff1(wb%nlanes), runoff2(wb%nlanes)
 
-    real(dp) :: wdf(wc%nsoil), wcnd(wc%nsoil)   ! WDF_k, WCND_k
-    real(dp) :: flux(0:wc%nsoil)                ! Q_k [m s-1]
-    real(dp) :: pddum                           ! infiltration [m s-1]
+    real(dp) :: wdf(wb%nlanes, wb%nsoil), wcnd(wb%nlanes, wb%nsoil)   ! WDF_k, WCND_k
+    real(dp) :: flux(wb%nlanes, 0:wb%nsoil)                           ! Q_k [m s-1]
+    real(dp) :: pddum(wb%nlanes)                                      ! infiltration [m s-1]
     real(dp) :: dt1, smcav, dmax, dd, val, ddt, px, infmax, acrt, sumf, fcr, rdt
-    integer  :: n, k
+    integer  :: nb, n, c, k
 
-    n = wc%nsoil
+    nb = wb%nlanes
+    n = wb%nsoil
     rdt = 1.0_dp/dt
 
     ! ---- diffusivity and conductivity of every layer (spec 8.5) ----
-    if (wc%hyd_option == hyd_option_stock) then
+    if (wb%hyd_option == hyd_option_stock) then
       do k = 1, n
-        call wdfcnd_stock(sh2oa(k), wc%smcmax(k), wc%bexp(k), wc%dksat(k), wc%dwsat(k), sicemax, &
-                          wdf(k), wcnd(k))
+        do c = 1, nb
+          call wdfcnd_stock(sh2oa(c, k), wb%smcmax(c, k), wb%bexp(c, k), wb%dksat(c, k), &
+                            wb%dwsat(c, k), sicemax(c), wdf(c, k), wcnd(c, k))
+        end do
       end do
     else
       ! (no libmvec: see "Vectorisation" in soil_heat.f90)
-!GCC$ novector
       do k = 1, n
-        call wdfcnd_ice_impedance_prepared(sh2oa(k) + sice(k), wc%rsmcmax(k), wc%expo_d(k), &
-                                           wc%expo_k(k), wc%dksat(k), wc%dwsat(k), sice(k),  &
-                                           wc%imp_d(k), wc%imp_k(k), wdf(k), wcnd(k))
+!GCC$ novector
+        do c = 1, nb
+          call wdfcnd_ice_impedance_prepared(sh2oa(c, k) + sice(c, k), wb%rsmcmax(c, k),      &
+                                             wb%expo_d(c, k), wb%expo_k(c, k), wb%dksat(c, k), &
+                                             wb%dwsat(c, k), sice(c, k), wb%imp_d(c, k),       &
+                                             wb%imp_k(c, k), wdf(c, k), wcnd(c, k))
+        end do
       end do
     end if
 
-    ! ---- infiltration (spec 8.3) ----
-    pddum = pcpdrp
-    runoff1 = 0.0_dp
-    if (pcpdrp /= 0.0_dp) then
-      dt1 = dt/sec_per_day
-      smcav = wc%smcmax(1) - smcwlt_entry
-      dmax = wc%dz(1)*smcav*(1.0_dp - (sh2oa(1) + sice(1) - smcwlt_entry)/smcav)
-      dd = dmax
-      do k = 2, n
-        dmax = wc%dz(k)*smcav*(1.0_dp - (sh2oa(k) + sice(k) - wc%smcwlt(k))/smcav)
-        dd = dd + dmax
-      end do
-      val = 1.0_dp - exp(-wc%kdt*dt1)
-      ddt = dd*val
-      px = pcpdrp*dt
-      if (px < 0.0_dp) px = 0.0_dp
-      infmax = (px*(ddt/(px + ddt)))/dt
-      if (wc%hyd_option == hyd_option_stock) then
-        fcr = 1.0_dp
-        if (dice > dice_min) then
-          acrt = cvfrz*wc%frzx/dice
-          sumf = 1.0_dp + acrt**2/2.0_dp + acrt   ! CVFRZ = 3 series
-          fcr = 1.0_dp - exp(-acrt)*sumf
+    ! ---- infiltration (spec 8.3), lanes with water reaching the soil ----
+    dt1 = dt/sec_per_day
+    do c = 1, nb
+      pddum(c) = pcpdrp(c)
+      runoff1(c) = 0.0_dp
+      if (pcpdrp(c) /= 0.0_dp) then
+        smcav = wb%smcmax(c, 1) - smcwlt_entry(c)
+        dmax = wb%dz(c, 1)*smcav*(1.0_dp - (sh2oa(c, 1) + sice(c, 1) - smcwlt_entry(c))/smcav)
+        dd = dmax
+        do k = 2, n
+          dmax = wb%dz(c, k)*smcav*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k))/smcav)
+          dd = dd + dmax
+        end do
+        val = 1.0_dp - exp(-wb%kdt(c)*dt1)
+        ddt = dd*val
+        px = pcpdrp(c)*dt
+        if (px < 0.0_dp) px = 0.0_dp
+        infmax = (px*(ddt/(px + ddt)))/dt
+        if (wb%hyd_option == hyd_option_stock) then
+          fcr = 1.0_dp
+          if (dice(c) > dice_min) then
+            acrt = cvfrz*wb%frzx(c)/dice(c)
+            sumf = 1.0_dp + acrt**2/2.0_dp + acrt   ! CVFRZ = 3 series
+            fcr = 1.0_dp - exp(-acrt)*sumf
+          end if
+          infmax = infmax*fcr
         end if
-        infmax = infmax*fcr
+        infmax = max(infmax, wcnd(c, 1))
+        infmax = min(infmax, px/dt)
+        if (pcpdrp(c) > infmax) then
+          runoff1(c) = pcpdrp(c) - infmax
+          pddum(c) = infmax
+        end if
       end if
-      infmax = max(infmax, wcnd(1))
-      infmax = min(infmax, px/dt)
-      if (pcpdrp > infmax) then
-        runoff1 = pcpdrp - infmax
-        pddum = infmax
-      end if
-    end if
+    end do
 
     ! ---- matrix coefficients (spec 8.4), rows scaled by Delta z_k / DT ----
-    flux(0) = pddum - edir
+    do c = 1, nb
+      flux(c, 0) = pddum(c) - edir(c)
+    end do
     do k = 1, n - 1
-      cond(k) = wdf(k)*wc%rdist(k)
-      flux(k) = cond(k)*(sh2o(k) - sh2o(k+1)) + wcnd(k)
+      do c = 1, nb
+        cond(c, k) = wdf(c, k)*wb%rdist(c, k)
+        flux(c, k) = cond(c, k)*(sh2o(c, k) - sh2o(c, k+1)) + wcnd(c, k)
+      end do
     end do
-    cond(n) = 0.0_dp
-    flux(n) = wc%slope*wcnd(n)
-    runoff2 = flux(n)
-    diag(1) = wc%dz(1)*rdt + cond(1)
-    rhs(1) = flux(0) - flux(1) - et(1)
+    do c = 1, nb
+      cond(c, n) = 0.0_dp
+      flux(c, n) = wb%slope(c)*wcnd(c, n)
+      runoff2(c) = flux(c, n)
+      diag(c, 1) = wb%dz(c, 1)*rdt + cond(c, 1)
+      rhs(c, 1) = flux(c, 0) - flux(c, 1) - et(c, 1)
+    end do
     do k = 2, n
-      diag(k) = wc%dz(k)*rdt + cond(k-1) + cond(k)
-      rhs(k) = flux(k-1) - flux(k) - et(k)
+      do c = 1, nb
+        diag(c, k) = wb%dz(c, k)*rdt + cond(c, k-1) + cond(c, k)
+        rhs(c, k) = flux(c, k-1) - flux(c, k) - et(c, k)
+      end do
     end do
-  end subroutine srt
+  end subroutine srt_block
 
   !> Implicit update of the liquid water with porosity cap (excess passed
   !> down), 0.02 floor and fixed ice (legacy SSTEP without the canopy part,
@@ -342,34 +409,39 @@ contains
   !>   sh2o_out : new liquid water (out); smc : new total moisture (out)
   !>   wplus    : excess leaving the bottom layer [m] (out)
   !>   created  : water added by the 0.02 floor [m] (out)
-  pure subroutine sstep(wc, diag, cond, rhs, sh2o_in, sice, sh2o_out, smc, wplus, created)
-    type(water_column), intent(in) :: wc
-    real(dp), intent(in)  :: diag(wc%nsoil), cond(wc%nsoil), rhs(wc%nsoil)
-    real(dp), intent(in)  :: sh2o_in(wc%nsoil), sice(wc%nsoil)
-    real(dp), intent(out) :: sh2o_out(wc%nsoil), smc(wc%nsoil), wplus, created
+  !> (All lanes of a block; arrays lane index first.)
+  pure subroutine sstep_block(wb, diag, cond, rhs, sh2o_in, sice, sh2o_out, smc, wplus, created)
+    type(water_block), intent(in) :: wb
+    real(dp), intent(in)  :: diag(wb%nlanes, wb%nsoil), cond(wb%nlanes, wb%nsoil)
+    real(dp), intent(in)  :: rhs(wb%nlanes, wb%nsoil)
+    real(dp), intent(in)  :: sh2o_in(wb%nlanes, wb%nsoil), sice(wb%nlanes, wb%nsoil)
+    real(dp), intent(out) :: sh2o_out(wb%nlanes, wb%nsoil), smc(wb%nlanes, wb%nsoil)
+    real(dp), intent(out) :: wplus(wb%nlanes), created(wb%nlanes)
 
-    real(dp) :: dsh2o(wc%nsoil)
+    real(dp) :: dsh2o(wb%nlanes, wb%nsoil)
     real(dp) :: stot, capped
-    integer  :: k
+    integer  :: c, k
 
-    call tridiag_solve_sym(1, wc%nsoil, diag, cond, rhs, dsh2o)
+    call tridiag_solve_sym(wb%nlanes, wb%nsoil, diag, cond, rhs, dsh2o)
 
     wplus = 0.0_dp
     created = 0.0_dp
-    do k = 1, wc%nsoil
-      sh2o_out(k) = sh2o_in(k) + dsh2o(k) + wplus*wc%rdz(k)
-      stot = sh2o_out(k) + sice(k)
-      if (stot > wc%smcmax(k)) then
-        wplus = (stot - wc%smcmax(k))*wc%dz(k)
-      else
-        wplus = 0.0_dp
-      end if
-      capped = min(stot, wc%smcmax(k))
-      smc(k) = max(capped, smc_floor)
-      if (smc(k) > capped) created = created + (smc(k) - capped)*wc%dz(k)
-      sh2o_out(k) = max(smc(k) - sice(k), 0.0_dp)
+    do k = 1, wb%nsoil
+      do c = 1, wb%nlanes
+        sh2o_out(c, k) = sh2o_in(c, k) + dsh2o(c, k) + wplus(c)*wb%rdz(c, k)
+        stot = sh2o_out(c, k) + sice(c, k)
+        if (stot > wb%smcmax(c, k)) then
+          wplus(c) = (stot - wb%smcmax(c, k))*wb%dz(c, k)
+        else
+          wplus(c) = 0.0_dp
+        end if
+        capped = min(stot, wb%smcmax(c, k))
+        smc(c, k) = max(capped, smc_floor)
+        if (smc(c, k) > capped) created(c) = created(c) + (smc(c, k) - capped)*wb%dz(c, k)
+        sh2o_out(c, k) = max(smc(c, k) - sice(c, k), 0.0_dp)
+      end do
     end do
-  end subroutine sstep
+  end subroutine sstep_block
 
   !> One soil-water and canopy-water step (legacy SMFLX, spec 8.1-8.4):
   !> canopy interception and drip, single- or two-pass implicit solve of the
@@ -405,8 +477,8 @@ contains
   !>   water_created      : water created by the clamps (0.02 floor, canopy zeroing) [m] (out):
   !>       d(sum(smc dz) + cmc) = (prcp1 - edir1 - ec1 - sum(et1)) dt - (runoff1 + runoff2) dt
   !>                              - runoff3 + water_created   (to round-off)
-  !> (water_prepare + smflx_prepared; a caller stepping one column many times
-  !> should call water_prepare once and smflx_prepared every step.)
+  !> (water_prepare + smflx_block; a caller stepping columns many times
+  !> prepares them once and calls smflx_block every step.)
   pure subroutine smflx(nsoil, dt, zsoil, prcp1, edir1, ec1, et1, shdfac, cmcmax, kdt, frzx, &
                         slope, flimit, hyd_option, smcmax, bexp, dksat, dwsat, smcwlt,          &
                         imp_exp_d, imp_exp_k, smcwlt_entry_pass1, smcwlt_entry_pass2,          &
@@ -419,92 +491,130 @@ contains
     real(dp), intent(in)    :: smcwlt_entry_pass1, smcwlt_entry_pass2
     real(dp), intent(inout) :: cmc, smc(nsoil), sh2o(nsoil)
     real(dp), intent(out)   :: runoff1, runoff2, runoff3, drip, water_created
-    type(water_column) :: wc
+    type(water_block) :: wc
+    real(dp) :: r1(1), r2(1), r3(1), dr(1), cr(1), cmc1(1)
 
     call water_prepare(nsoil, zsoil, cmcmax, kdt, frzx, slope, flimit, hyd_option, smcmax, bexp, &
                        dksat, dwsat, smcwlt, imp_exp_d, imp_exp_k, smcwlt_entry_pass1,         &
                        smcwlt_entry_pass2, wc)
-    call smflx_prepared(wc, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, runoff1, runoff2, &
-                        runoff3, drip, water_created)
+    cmc1(1) = cmc
+    call smflx_block(wc, dt, [prcp1], [edir1], [ec1], et1, [shdfac], cmc1, smc, sh2o, r1, r2, r3, &
+                     dr, cr)
+    cmc = cmc1(1)
+    runoff1 = r1(1)
+    runoff2 = r2(1)
+    runoff3 = r3(1)
+    drip = dr(1)
+    water_created = cr(1)
   end subroutine smflx
 
-  !> One soil-water and canopy-water step (spec 8.1-8.4) with the column's
-  !> water_column.  Arguments as smflx:
-  !>   smflx_prepared(wc, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o,
-  !>                  runoff1, runoff2, runoff3, drip, water_created)
-  pure subroutine smflx_prepared(wc, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
-                                 runoff1, runoff2, runoff3, drip, water_created)
-    type(water_column), intent(in) :: wc
-    real(dp), intent(in)    :: dt, prcp1, edir1, ec1, et1(wc%nsoil), shdfac
-    real(dp), intent(inout) :: cmc, smc(wc%nsoil), sh2o(wc%nsoil)
-    real(dp), intent(out)   :: runoff1, runoff2, runoff3, drip, water_created
+  !> One soil-water and canopy-water step (spec 8.1-8.4) of every lane of a
+  !> water_block.  Arguments as smflx, per lane (arrays lane index first):
+  !>   smflx_block(wb, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o,
+  !>               runoff1, runoff2, runoff3, drip, water_created)
+  !> Each lane's arithmetic is exactly that of a single column.  The two-pass
+  !> scheme (spec 8.2) is decided per lane: if any lane needs it, the predictor
+  !> is computed for the block and used by those lanes only; the other lanes'
+  !> final pass uses their start-of-step state, as in the single pass.
+  pure subroutine smflx_block(wb, dt, prcp1, edir1, ec1, et1, shdfac, cmc, smc, sh2o, &
+                              runoff1, runoff2, runoff3, drip, water_created)
+    type(water_block), intent(in) :: wb
+    real(dp), intent(in)    :: dt
+    real(dp), intent(in)    :: prcp1(wb%nlanes), edir1(wb%nlanes), ec1(wb%nlanes), shdfac(wb%nlanes)
+    real(dp), intent(in)    :: et1(wb%nlanes, wb%nsoil)
+    real(dp), intent(inout) :: cmc(wb%nlanes), smc(wb%nlanes, wb%nsoil), sh2o(wb%nlanes, wb%nsoil)
+    real(dp), intent(out)   :: runoff1(wb%nlanes), runoff2(wb%nlanes), runoff3(wb%nlanes)
+    real(dp), intent(out)   :: drip(wb%nlanes), water_created(wb%nlanes)
 
-    real(dp) :: diag(wc%nsoil), cond(wc%nsoil), rhs(wc%nsoil)   ! scaled system of srt
-    real(dp) :: sice(wc%nsoil)       ! SICE, ice content held fixed [m3 m-3]
-    real(dp) :: sh2o0(wc%nsoil)      ! liquid water at the start of the step
-    real(dp) :: sh2ofg(wc%nsoil)     ! predictor of the two-pass scheme
-    real(dp) :: sh2oa(wc%nsoil)      ! state of the coefficients in pass 2
-    real(dp) :: rhsct, excess, pcpdrp, sicemax, dice, created
-    logical  :: two_pass
-    integer  :: n, k
+    ! scaled system of srt
+    real(dp) :: diag(wb%nlanes, wb%nsoil), cond(wb%nlanes, wb%nsoil), rhs(wb%nlanes, wb%nsoil)
+    real(dp) :: sice(wb%nlanes, wb%nsoil)     ! SICE, ice content held fixed [m3 m-3]
+    real(dp) :: sh2o0(wb%nlanes, wb%nsoil)    ! liquid water at the start of the step
+    real(dp) :: sh2ofg(wb%nlanes, wb%nsoil)   ! predictor of the two-pass scheme
+    real(dp) :: sh2oa(wb%nlanes, wb%nsoil)    ! state of the coefficients in the final pass
+    real(dp) :: smc_fg(wb%nlanes, wb%nsoil)   ! total moisture of the predictor (not used)
+    real(dp) :: rhsct(wb%nlanes), excess, pcpdrp(wb%nlanes), sicemax(wb%nlanes), dice(wb%nlanes)
+    real(dp) :: entry(wb%nlanes)               ! wilting point of SMCAV in the final pass
+    real(dp) :: created(wb%nlanes)
+    logical  :: two_pass(wb%nlanes)
+    integer  :: nb, n, c, k
 
-    n = wc%nsoil
+    nb = wb%nlanes
+    n = wb%nsoil
 
     ! ---- canopy interception (spec 8.1) ----
-    rhsct = shdfac*prcp1 - ec1
-    drip = 0.0_dp
-    excess = cmc + dt*rhsct
-    if (excess > wc%cmcmax) drip = excess - wc%cmcmax
-    pcpdrp = (1.0_dp - shdfac)*prcp1 + drip/dt
+    do c = 1, nb
+      rhsct(c) = shdfac(c)*prcp1(c) - ec1(c)
+      drip(c) = 0.0_dp
+      excess = cmc(c) + dt*rhsct(c)
+      if (excess > wb%cmcmax(c)) drip(c) = excess - wb%cmcmax(c)
+      pcpdrp(c) = (1.0_dp - shdfac(c))*prcp1(c) + drip(c)/dt
+    end do
 
     ! ice, start-of-step liquid water, and the saturation test of spec 8.2,
     ! FAC2 = max_k sh2o/smcmax > FLIMIT, evaluated as sh2o > FLIMIT*smcmax in some layer
     two_pass = .false.
     do k = 1, n
-      sice(k) = smc(k) - sh2o(k)
-      sh2o0(k) = sh2o(k)
-      two_pass = two_pass .or. (sh2o(k) > wc%sat_two_pass(k))
+      do c = 1, nb
+        sice(c, k) = smc(c, k) - sh2o(c, k)
+        sh2o0(c, k) = sh2o(c, k)
+        two_pass(c) = two_pass(c) .or. (sh2o(c, k) > wb%sat_two_pass(c, k))
+      end do
     end do
     ! option 1 only: column maximum of ice (SICEMAX) and ice depth DICE = sum dz_k sice_k [m]
     sicemax = 0.0_dp
     dice = 0.0_dp
-    if (wc%hyd_option == hyd_option_stock) then
-      do k = 1, n
-        if (sice(k) > sicemax) sicemax = sice(k)
-        if (k == 1) then
-          dice = wc%dz(k)*sice(k)
-        else
-          dice = dice + wc%dz(k)*sice(k)
-        end if
+    if (wb%hyd_option == hyd_option_stock) then
+      do c = 1, nb
+        dice(c) = wb%dz(c, 1)*sice(c, 1)
+        if (sice(c, 1) > sicemax(c)) sicemax(c) = sice(c, 1)
+      end do
+      do k = 2, n
+        do c = 1, nb
+          if (sice(c, k) > sicemax(c)) sicemax(c) = sice(c, k)
+          dice(c) = dice(c) + wb%dz(c, k)*sice(c, k)
+        end do
       end do
     end if
 
     ! ---- single- or two-pass decision (spec 8.2) ----
-    if (((pcpdrp*dt) > wc%pcp_two_pass) .or. two_pass) then
-      ! predictor (SMC overwritten, canopy not updated)
-      call srt(wc, dt, sh2o0, sh2o0, sice, sicemax, dice, pcpdrp, edir1, et1, wc%smcwlt_entry1, &
-               diag, cond, rhs, runoff1, runoff2)
-      call sstep(wc, diag, cond, rhs, sh2o0, sice, sh2ofg, smc, runoff3, created)
-      do k = 1, n
-        sh2oa(k) = (sh2o0(k) + sh2ofg(k))*0.5_dp
-      end do
+    do c = 1, nb
+      two_pass(c) = ((pcpdrp(c)*dt) > wb%pcp_two_pass(c)) .or. two_pass(c)
+    end do
+    if (any(two_pass)) then
+      ! predictor (canopy not updated)
+      call srt_block(wb, dt, sh2o0, sh2o0, sice, sicemax, dice, pcpdrp, edir1, et1, &
+                     wb%smcwlt_entry1, diag, cond, rhs, runoff1, runoff2)
+      call sstep_block(wb, diag, cond, rhs, sh2o0, sice, sh2ofg, smc_fg, runoff3, created)
       ! corrector: coefficients at the averaged state, restart from the original sh2o
-      call srt(wc, dt, sh2o0, sh2oa, sice, sicemax, dice, pcpdrp, edir1, et1, wc%smcwlt_entry2, &
-               diag, cond, rhs, runoff1, runoff2)
+      do k = 1, n
+        do c = 1, nb
+          if (two_pass(c)) then
+            sh2oa(c, k) = (sh2o0(c, k) + sh2ofg(c, k))*0.5_dp
+          else
+            sh2oa(c, k) = sh2o0(c, k)
+          end if
+        end do
+      end do
+      entry = merge(wb%smcwlt_entry2, wb%smcwlt_entry1, two_pass)
     else
-      call srt(wc, dt, sh2o0, sh2o0, sice, sicemax, dice, pcpdrp, edir1, et1, wc%smcwlt_entry1, &
-               diag, cond, rhs, runoff1, runoff2)
+      sh2oa = sh2o0
+      entry = wb%smcwlt_entry1
     end if
-    call sstep(wc, diag, cond, rhs, sh2o0, sice, sh2o, smc, runoff3, created)
-    water_created = created
+    call srt_block(wb, dt, sh2o0, sh2oa, sice, sicemax, dice, pcpdrp, edir1, et1, entry, &
+                   diag, cond, rhs, runoff1, runoff2)
+    call sstep_block(wb, diag, cond, rhs, sh2o0, sice, sh2o, smc, runoff3, created)
 
     ! ---- canopy update (final pass only, spec 8.1) ----
-    cmc = cmc + dt*rhsct
-    if (cmc < cmc_small) then
-      water_created = water_created - cmc
-      cmc = 0.0_dp
-    end if
-    cmc = min(cmc, wc%cmcmax)
-  end subroutine smflx_prepared
+    do c = 1, nb
+      water_created(c) = created(c)
+      cmc(c) = cmc(c) + dt*rhsct(c)
+      if (cmc(c) < cmc_small) then
+        water_created(c) = water_created(c) - cmc(c)
+        cmc(c) = 0.0_dp
+      end if
+      cmc(c) = min(cmc(c), wb%cmcmax(c))
+    end do
+  end subroutine smflx_block
 
 end module nt_soil_water
