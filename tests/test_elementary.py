@@ -2,8 +2,9 @@
 
 1. Accuracy against a reference more precise than double (x86 80-bit long double
    expl/logl, itself checked against mpmath on a sample): max error <= 1 ulp over
-   millions of points spanning the domain; the share of results bit-identical to
-   numpy's (glibc's) exp/log is printed (pytest -s) and must stay high.
+   millions of points spanning the domain; the shares of results bit-identical to
+   numpy's exp/log and to the C library's (glibc) are printed (pytest -s) and must
+   stay high.
 2. Special values and the documented domain edges.
 3. Monotonicity on consecutive doubles near 1 (log), near 0 (exp) and across the
    argument-reduction boundaries.
@@ -19,7 +20,7 @@
 
 from __future__ import annotations
 
-import os
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -50,6 +51,14 @@ def ulp_error(y, ref):
     _, e = np.frexp(ref)
     ulp = np.ldexp(LD(1), e - 53)
     return np.abs((y.astype(LD) - ref) / ulp).astype(np.float64)
+
+
+def _same_as_glibc(f, x, y, n=300_000):
+    """Share of y bit-identical to the C library's scalar function (Python's math module
+    calls it) on a sample: numpy 2 has its own SIMD exp/log on AVX2/AVX-512 CPUs."""
+    idx = np.random.default_rng(3).choice(x.size, min(n, x.size), replace=False)
+    ref = np.frompyfunc(f, 1, 1)(x[idx]).astype(np.float64)
+    return np.mean(y[idx] == ref)
 
 
 def exp_points(rng):
@@ -97,10 +106,12 @@ def test_exp_accuracy_within_one_ulp():
     y = fexp(x)
     err = ulp_error(y, np.exp(x.astype(LD)))
     same = np.mean(y == np.exp(x))
+    glibc = _same_as_glibc(math.exp, x, y)
     print(f"\nfexp: {x.size} points, max error {err.max():.3f} ulp (at x = {x[err.argmax()]!r}), "
-          f"mean {err.mean():.3f} ulp; bit-identical to numpy/glibc exp: {100 * same:.2f} %")
+          f"mean {err.mean():.3f} ulp; bit-identical to numpy's exp: {100 * same:.2f} %, "
+          f"to glibc's (sample): {100 * glibc:.2f} %")
     assert err.max() <= 1.0
-    assert same > 0.9
+    assert same > 0.9 and glibc > 0.9
 
 
 def test_log_accuracy_within_one_ulp():
@@ -108,10 +119,12 @@ def test_log_accuracy_within_one_ulp():
     y = flog(x)
     err = ulp_error(y, np.log(x.astype(LD)))
     same = np.mean(y == np.log(x))
+    glibc = _same_as_glibc(math.log, x, y)
     print(f"\nflog: {x.size} points, max error {err.max():.3f} ulp (at x = {x[err.argmax()]!r}), "
-          f"mean {err.mean():.3f} ulp; bit-identical to numpy/glibc log: {100 * same:.2f} %")
+          f"mean {err.mean():.3f} ulp; bit-identical to numpy's log: {100 * same:.2f} %, "
+          f"to glibc's (sample): {100 * glibc:.2f} %")
     assert err.max() <= 1.0
-    assert same > 0.95
+    assert same > 0.95 and glibc > 0.95
 
 
 def test_exp_special_values_and_domain_edges():
