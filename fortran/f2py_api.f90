@@ -112,3 +112,25 @@ subroutine nt_supercooled_water(n, tkelv, smc, sh2o, smcmax, bexp, psisat, free)
     free(i) = frh2o(tkelv(i), smc(i), sh2o(i), smcmax(i), bexp(i), psisat(i))
   end do
 end subroutine nt_supercooled_water
+
+!> y = exp(x) elementwise by the in-house nt_elementary::fexp (exp_array), for tests.
+subroutine nt_exp_array(n, x, y)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_elementary, only: exp_array
+  implicit none
+  integer(c_int), intent(in) :: n
+  real(c_double), intent(in) :: x(n)
+  real(c_double), intent(out) :: y(n)
+  call exp_array(int(n), x, y)
+end subroutine nt_exp_array
+
+!> y = log(x) elementwise by the in-house nt_elementary::flog (log_array), for tests.
+subroutine nt_log_array(n, x, y)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_elementary, only: log_array
+  implicit none
+  integer(c_int), intent(in) :: n
+  real(c_double), intent(in) :: x(n)
+  real(c_double), intent(out) :: y(n)
+  call log_array(int(n), x, y)
+end subroutine nt_log_array
