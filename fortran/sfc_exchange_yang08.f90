@@ -92,7 +92,7 @@ contains
 
     do iter = 1, n_iter
       ! --- thermal roughness (Yang et al. 2008) ---
-      z0h = 70.0_dp*nu/ustar*exp(-z0h_beta*sqrt(ustar)*abs(tstar)**0.25_dp)
+      z0h = 70.0_dp*nu/ustar*exp(-z0h_beta*sqrt(ustar)*sqrt(sqrt(abs(tstar))))
       z0h = min(zh/10.0_dp, max(z0h, 1.0e-10_dp))
       log_h = log(zh/z0h)
 
@@ -140,8 +140,8 @@ contains
 
       ! --- transfer coefficients (Hogstrom 1996 profiles) ---
       if (obukhov_l < 0.0_dp) then
-        x1 = (1.0_dp - gamma_m*z0m/obukhov_l)**0.25_dp
-        x2 = (1.0_dp - gamma_m*zm/obukhov_l)**0.25_dp
+        x1 = sqrt(sqrt(1.0_dp - gamma_m*z0m/obukhov_l))
+        x2 = sqrt(sqrt(1.0_dp - gamma_m*zm/obukhov_l))
         psi_m = 2.0_dp*log((1.0_dp + x2)/(1.0_dp + x1)) + log((1.0_dp + x2**2)/(1.0_dp + x1**2)) &
                 - 2.0_dp*atan(x2) + 2.0_dp*atan(x1)
         y1 = sqrt(1.0_dp - gamma_h*z0h/obukhov_l)

@@ -20,6 +20,7 @@
 module nt_soil_water
   use nt_kinds, only: dp
   use nt_tridiagonal, only: tridiag_solve_sym
+  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array
   implicit none
   private
 
@@ -112,13 +113,13 @@ contains
     factr2 = theta_liq/smcmax
     factr1 = min(factr1, factr2)
     expon = bexp + 2.0_dp
-    wdf = dwsat*factr2**expon
+    wdf = dwsat*fpow(factr2, expon)
     if (sicemax > 0.0_dp) then
-      vkwgt = 1.0_dp/(1.0_dp + (500.0_dp*sicemax)**3.0_dp)
-      wdf = vkwgt*wdf + (1.0_dp - vkwgt)*dwsat*factr1**expon
+      vkwgt = 1.0_dp/(1.0_dp + (500.0_dp*sicemax)**3)
+      wdf = vkwgt*wdf + (1.0_dp - vkwgt)*dwsat*fpow(factr1, expon)
     end if
     expon = (2.0_dp*bexp) + 3.0_dp
-    wcnd = dksat*factr2**expon
+    wcnd = dksat*fpow(factr2, expon)
   end subroutine wdfcnd_stock
 
   !> Noah-Tibet hydraulic diffusivity and conductivity with ice impedance
@@ -160,9 +161,9 @@ contains
     real(dp), intent(in)  :: theta_tot, rsmcmax, expo_d, expo_k, dksat, dwsat, sice, imp_d, imp_k
     real(dp), intent(out) :: wdf, wcnd
     real(dp) :: log_factr
-    log_factr = log(max(factr_min, theta_tot*rsmcmax))
-    wdf = dwsat*exp(expo_d*log_factr + imp_d*sice)
-    wcnd = dksat*exp(expo_k*log_factr + imp_k*sice)
+    log_factr = flog(max(factr_min, theta_tot*rsmcmax))
+    wdf = dwsat*fexp(expo_d*log_factr + imp_d*sice)
+    wcnd = dksat*fexp(expo_k*log_factr + imp_k*sice)
   end subroutine wdfcnd_ice_impedance_prepared
 
   !> (Re)allocate a water_block for nlanes lanes of nsoil layers (only if the
@@ -310,6 +311,8 @@ contains
     real(dp), intent(out) :: rhs(wb%nlanes, wb%nsoil), runoff1(wb%nlanes), runoff2(wb%nlanes)
 
     real(dp) :: wdf(wb%nlanes, wb%nsoil), wcnd(wb%nlanes, wb%nsoil)   ! WDF_k, WCND_k
+    ! (option 2) ln FACTR, and the exponents of the diffusivity and conductivity
+    real(dp) :: log_factr(wb%nlanes, wb%nsoil), arg_d(wb%nlanes, wb%nsoil), arg_k(wb%nlanes, wb%nsoil)
     real(dp) :: flux(wb%nlanes, 0:wb%nsoil)                           ! Q_k [m s-1]
     real(dp) :: pddum(wb%nlanes)                                      ! infiltration [m s-1]
     real(dp) :: dt1, smcav, dmax, dd, val, ddt, px, infmax, acrt, sumf, fcr, rdt
@@ -328,14 +331,26 @@ contains
         end do
       end do
     else
-      ! (no libmvec: see "Vectorisation" in soil_heat.f90)
+      ! wdfcnd_ice_impedance_prepared for all layers of all lanes, its logarithms
+      ! and exponentials each in one vectorised call
       do k = 1, n
-!GCC$ novector
         do c = 1, nb
-          call wdfcnd_ice_impedance_prepared(sh2oa(c, k) + sice(c, k), wb%rsmcmax(c, k),      &
-                                             wb%expo_d(c, k), wb%expo_k(c, k), wb%dksat(c, k), &
-                                             wb%dwsat(c, k), sice(c, k), wb%imp_d(c, k),       &
-                                             wb%imp_k(c, k), wdf(c, k), wcnd(c, k))
+          arg_d(c, k) = max(factr_min, (sh2oa(c, k) + sice(c, k))*wb%rsmcmax(c, k))   ! FACTR
+        end do
+      end do
+      call log_array(nb*n, arg_d, log_factr)
+      do k = 1, n
+        do c = 1, nb
+          arg_d(c, k) = wb%expo_d(c, k)*log_factr(c, k) + wb%imp_d(c, k)*sice(c, k)
+          arg_k(c, k) = wb%expo_k(c, k)*log_factr(c, k) + wb%imp_k(c, k)*sice(c, k)
+        end do
+      end do
+      call exp_array(nb*n, arg_d, wdf)
+      call exp_array(nb*n, arg_k, wcnd)
+      do k = 1, n
+        do c = 1, nb
+          wdf(c, k) = wb%dwsat(c, k)*wdf(c, k)
+          wcnd(c, k) = wb%dksat(c, k)*wcnd(c, k)
         end do
       end do
     end if
@@ -353,7 +368,7 @@ contains
           dmax = wb%dz(c, k)*smcav*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k))/smcav)
           dd = dd + dmax
         end do
-        val = 1.0_dp - exp(-wb%kdt(c)*dt1)
+        val = 1.0_dp - fexp(-wb%kdt(c)*dt1)
         ddt = dd*val
         px = pcpdrp(c)*dt
         if (px < 0.0_dp) px = 0.0_dp
@@ -363,7 +378,7 @@ contains
           if (dice(c) > dice_min) then
             acrt = cvfrz*wb%frzx(c)/dice(c)
             sumf = 1.0_dp + acrt**2/2.0_dp + acrt   ! CVFRZ = 3 series
-            fcr = 1.0_dp - exp(-acrt)*sumf
+            fcr = 1.0_dp - fexp(-acrt)*sumf
           end if
           infmax = infmax*fcr
         end if

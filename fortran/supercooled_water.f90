@@ -12,6 +12,7 @@
 module nt_supercooled_water
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf
+  use nt_elementary, only: flog, fpow, log_array
   implicit none
   private
 
@@ -39,7 +40,7 @@ contains
     real(dp), intent(out) :: bx, log_a
     bx = bexp
     if (bexp > blim) bx = blim
-    log_a = log(psis*grav/lsubf) + bx*log(smcmax)
+    log_a = flog(psis*grav/lsubf) + bx*flog(smcmax)
   end subroutine frh2o_constants
 
   !> Liquid water content in equilibrium with temperature tkelv (spec 7.6):
@@ -85,7 +86,11 @@ contains
   !> for every layer still iterating, and the converged layers are then dropped
   !> from the list.  The iterations of different layers are independent, so
   !> the processor overlaps them, and the data-dependent end of each layer's
-  !> iteration no longer stalls the others.
+  !> iteration no longer stalls the others.  The logarithms of an iteration
+  !> (two per layer still iterating) are computed together by
+  !> nt_elementary::log_array, a loop the compiler vectorises.  The layers
+  !> may be those of several columns (the soil heat step of a block passes
+  !> all layers of all its lanes).
   !>   n      : number of layers (in)
   !>   need   : FRH2O is wanted for layer k (in)
   !>   tkelv  : temperature (TAVG) per layer [K] (in; read where need)
@@ -102,6 +107,7 @@ contains
     real(dp) :: swl_max(n)    ! upper clamp SMC - 0.02
     real(dp) :: log_const(n)  ! log_a - ln(-(T-T0)/T): the SWL-independent part of DF
     integer  :: active(n)     ! layers still iterating
+    real(dp) :: arg(2*n), lg(2*n)  ! arguments and logarithms of the active layers, packed
     real(dp) :: swlk    ! SWLK, next iterate
     real(dp) :: resid   ! DF, residual of the log equation
     real(dp) :: u, v    ! 1 + CK SWL and SMC - SWL
@@ -125,17 +131,29 @@ contains
       k = active(i)
       swl_max(k) = smc(k) - min_liq
       swl(k) = max(min(smc(k) - sh2o(k), swl_max(k)), 0.0_dp)
-      log_const(k) = log_a(k) - log(-(tkelv(k) - tfreez)/tkelv(k))
+      arg(i) = -(tkelv(k) - tfreez)/tkelv(k)
+    end do
+    call log_array(m, arg, lg)
+    do i = 1, m
+      k = active(i)
+      log_const(k) = log_a(k) - lg(i)
     end do
 
     do iter = 1, max_iter
+      ! the logarithms of u = 1 + CK SWL and v = SMC - SWL of every active layer at once
+      do i = 1, m
+        k = active(i)
+        arg(i) = 1.0_dp + ck*swl(k)
+        arg(m + i) = smc(k) - swl(k)
+      end do
+      call log_array(2*m, arg, lg)
       mm = 0
       do i = 1, m
         k = active(i)
-        u = 1.0_dp + ck*swl(k)
-        v = smc(k) - swl(k)
+        u = arg(i)
+        v = arg(m + i)
         rslope = (u*v)/(2.0_dp*ck*v + bx(k)*u)
-        resid = log_const(k) + 2.0_dp*log(u) - bx(k)*log(v)
+        resid = log_const(k) + 2.0_dp*lg(i) - bx(k)*lg(m + i)
         swlk = max(min(swl(k) - resid*rslope, swl_max(k)), 0.0_dp)
         converged = abs(swlk - swl(k)) <= tol_swl
         swl(k) = swlk
@@ -151,7 +169,7 @@ contains
     ! not converged in max_iter iterations: Flerchinger explicit form
     do i = 1, m
       k = active(i)
-      fk = (((lsubf/(grav*(-psis(k))))*((tkelv(k) - tfreez)/tkelv(k)))**(-1.0_dp/bx(k)))*smcmax(k)
+      fk = fpow((lsubf/(grav*(-psis(k))))*((tkelv(k) - tfreez)/tkelv(k)), -1.0_dp/bx(k))*smcmax(k)
       if (fk < min_liq) fk = min_liq
       free(k) = min(fk, smc(k))
     end do

@@ -16,6 +16,7 @@
 !> The Kersten number log10(Sr)+1 (Sr > 0.1, else 0) is not clamped to <= 1.
 module nt_thermal_conductivity
   use nt_kinds, only: dp
+  use nt_elementary, only: fexp, flog, fpow, exp_array
   implicit none
   private
 
@@ -37,6 +38,7 @@ module nt_thermal_conductivity
   real(dp), parameter :: thk_wat = 0.57_dp   !< liquid water
   real(dp), parameter :: log_thk_ice = log(thk_ice)  !< ln(lambda_ice)
   real(dp), parameter :: log_thk_wat = log(thk_wat)  !< ln(lambda_w)
+  real(dp), parameter :: inv_ln10 = 1.0_dp/log(10.0_dp)  !< log10(x) = ln(x)/ln(10)
   real(dp), parameter :: thk_oth = 2.0_dp    !< non-quartz minerals
   real(dp), parameter :: thk_qtz = 7.7_dp    !< quartz
   ! Gravel / bedrock dry-conductivity exponents (spec 7.3 table, Cote & Konrad 2005 eta;
@@ -64,12 +66,12 @@ contains
     real(dp), intent(in)  :: qz, smcmax, dry_coef
     real(dp), intent(out) :: solid_term, thkdry
     real(dp) :: thks, gammd
-    thks = thk_qtz**qz * thk_oth**(1.0_dp - qz)                 ! lambda_s
-    solid_term = thks**(1.0_dp - smcmax)
+    thks = fpow(thk_qtz, qz) * fpow(thk_oth, 1.0_dp - qz)                 ! lambda_s
+    solid_term = fpow(thks, 1.0_dp - smcmax)
     if (option /= tc_option_stock .and. tc_class == tc_class_gravel) then
-      thkdry = dry_coef*10.0_dp**(-gravel_eta*smcmax)
+      thkdry = dry_coef*fpow(10.0_dp, -gravel_eta*smcmax)
     else if (option /= tc_option_stock .and. tc_class == tc_class_bedrock) then
-      thkdry = dry_coef*smcmax**(-bedrock_exp)
+      thkdry = dry_coef*fpow(smcmax, -bedrock_exp)
     else
       gammd = (1.0_dp - smcmax)*2700.0_dp                        ! dry density gamma_d [kg m-3]
       thkdry = (0.135_dp*gammd + 64.7_dp)/(2700.0_dp - 0.947_dp*gammd)
@@ -111,13 +113,16 @@ contains
     real(dp), intent(in)  :: smc(n), smcmax(n), rsmcmax(n), sh2o(n)
     real(dp), intent(in)  :: kappa_unfrozen(n), kappa_frozen(n), solid_term(n), thkdry(n)
     real(dp), intent(out) :: df(n)
-    real(dp) :: thksat(n)
+    real(dp) :: thksat(n), arg(n)
     integer  :: k
-    ! lambda_sat of every layer first: a loop with one exponential and no branch
-    ! (no libmvec: see "Vectorisation" in soil_heat.f90)
-!GCC$ novector
+    ! lambda_sat of every layer first (saturated_conductivity): the exponents,
+    ! then their exponentials in one vectorised call
     do k = 1, n
-      thksat(k) = saturated_conductivity(smc(k), smcmax(k), sh2o(k), solid_term(k))
+      arg(k) = saturated_conductivity_exponent(smc(k), smcmax(k), sh2o(k))
+    end do
+    call exp_array(n, arg, thksat)
+    do k = 1, n
+      thksat(k) = solid_term(k)*thksat(k)
     end do
     do k = 1, n
       df(k) = conductivity_from_saturated(option, smc(k)*rsmcmax(k), smc(k), sh2o(k), tc_class(k), &
@@ -133,10 +138,18 @@ contains
   elemental function saturated_conductivity(smc, smcmax, sh2o, solid_term) result(thksat)
     real(dp), intent(in) :: smc, smcmax, sh2o, solid_term
     real(dp) :: thksat
+    thksat = solid_term*fexp(saturated_conductivity_exponent(smc, smcmax, sh2o))
+  end function saturated_conductivity
+
+  !> The exponent of saturated_conductivity, (n - xu) ln lambda_ice + xu ln lambda_w,
+  !> xu = (sh2o/smc) n.
+  elemental function saturated_conductivity_exponent(smc, smcmax, sh2o) result(e)
+    real(dp), intent(in) :: smc, smcmax, sh2o
+    real(dp) :: e
     real(dp) :: xu
     xu = (sh2o/smc)*smcmax                                       ! XU
-    thksat = solid_term*exp((smcmax - xu)*log_thk_ice + xu*log_thk_wat)
-  end function saturated_conductivity
+    e = (smcmax - xu)*log_thk_ice + xu*log_thk_wat
+  end function saturated_conductivity_exponent
 
   !> Kersten number and conductivity from lambda_sat (spec 7.3):
   !> lambda = Ke (lambda_sat - lambda_dry) + lambda_dry.
@@ -164,7 +177,7 @@ contains
       ! Johansen Kersten number (no clamp to <= 1)
       ake = sr
     else if (sr > 0.1_dp) then
-      ake = log10(sr) + 1.0_dp
+      ake = flog(sr)*inv_ln10 + 1.0_dp
     else
       ake = 0.0_dp
     end if
