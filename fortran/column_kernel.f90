@@ -25,7 +25,7 @@ module nt_column_kernel
   use nt_soil_heat, only: heat_block, heat_block_allocate, heat_block_set_lane, shflx_block
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
-  use nt_sfc_exchange_yang08, only: sfcdif_yang08
+  use nt_sfc_exchange_yang08, only: sfcdif_yang08_block
   implicit none
   private
   public :: run_columns, options_from_array, thaw_depth
@@ -120,6 +120,10 @@ contains
     real(dp), dimension(block_width) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, &
                                         q1, snotime1, ribb
     real(dp) :: wind, t1v, th2v, es, czil, w, lwdown
+    ! the block's Yang et al. (2008) exchange coefficients: inputs and outputs
+    real(dp), dimension(block_width) :: yz0, yzm, yzh, ywind, yt1, ytair, yq2, ypsfc, ybeta, &
+                                        ych, yribb
+    integer :: ystatus(block_width)
     real(dp) :: dt_water   ! dt / water density: kg m-2 s-1 over a step -> m of water
     real(dp) :: t(nlay, block_width), sm(nlay, block_width), sl(nlay, block_width)
     ! the block's soil heat solve: parameters, and inputs/outputs lane index first
@@ -197,7 +201,7 @@ contains
       do istep = 1, nstep
         if (.not. any(running(1:nb))) exit
 
-        ! --- surface and soil water, lane by lane
+        ! --- forcing and surface exchange, lane by lane (Yang-2008: the block at once)
         do l = 1, nb
           if (.not. running(l)) cycle
           icol = lane_col(l)
@@ -244,28 +248,52 @@ contains
               call sfcdif_myj(pl%zlvl, pl%zlvl_wind, z0(l), z0brd(l), fl%sfcprs, t1(l), fl%sfctmp, &
                               q1(l), fl%q2, wind, czil, ribb(l), cm(l), ch(l))
             case default
-              call sfcdif_yang08(z0(l), pl%zlvl_wind, pl%zlvl, wind, t1(l), fl%sfctmp, fl%q2, &
-                                 fl%sfcprs, pl%z0h_beta, ch(l), ribb(l), ierr)
-              if (ierr /= 0) then
-                status(icol) = status_yang08
-                fail_step(icol) = istep
-                running(l) = .false.
-              end if
+              ! Yang et al. (2008): for the block's lanes together, below
+              ywind(l) = wind
             end select
-            if (running(l)) then
-              ! absorbed radiation with the previous step's albedo / emissivity
-              fl%solnet = fl%soldn * (1.0_dp - albedo(l))
-              fl%lwdn = lwdown * emissi(l)
-              call land_surface_step(pl, opt, dt, fl, ch(l), ribb(l), t(:, l), sm(:, l), sl(:, l), &
-                                     t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), z0(l), &
-                                     z0brd(l), snotime1(l), q1(l), d(l), wk(l))
-              if (d(l)%status /= status_ok) then
-                status(icol) = d(l)%status
-                fail_step(icol) = istep
-                running(l) = .false.
-              end if
-            end if
+            ! absorbed radiation with the previous step's albedo / emissivity
+            fl%solnet = fl%soldn * (1.0_dp - albedo(l))
+            fl%lwdn = lwdown * emissi(l)
           end associate
+        end do
+        if (opt%sfcdif == 2) then
+          ! (all nb lanes are computed; a failed lane's results are not used)
+          do l = 1, nb
+            yz0(l) = z0(l)
+            yzm(l) = p(l)%zlvl_wind
+            yzh(l) = p(l)%zlvl
+            yt1(l) = t1(l)
+            ytair(l) = f(l)%sfctmp
+            yq2(l) = f(l)%q2
+            ypsfc(l) = f(l)%sfcprs
+            ybeta(l) = p(l)%z0h_beta
+          end do
+          call sfcdif_yang08_block(nb, yz0, yzm, yzh, ywind, yt1, ytair, yq2, ypsfc, ybeta, &
+                                   ych, yribb, ystatus)
+          do l = 1, nb
+            if (.not. running(l)) cycle
+            ch(l) = ych(l)
+            ribb(l) = yribb(l)
+            if (ystatus(l) /= 0) then
+              status(lane_col(l)) = status_yang08
+              fail_step(lane_col(l)) = istep
+              running(l) = .false.
+            end if
+          end do
+        end if
+
+        ! --- the land step up to its soil water step, lane by lane
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          icol = lane_col(l)
+          call land_surface_step(p(l), opt, dt, f(l), ch(l), ribb(l), t(:, l), sm(:, l), sl(:, l), &
+                                 t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), z0(l),   &
+                                 z0brd(l), snotime1(l), q1(l), d(l), wk(l))
+          if (d(l)%status /= status_ok) then
+            status(icol) = d(l)%status
+            fail_step(icol) = istep
+            running(l) = .false.
+          end if
         end do
 
         ! --- soil water of the block's lanes

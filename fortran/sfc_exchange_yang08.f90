@@ -8,10 +8,11 @@
 !> Specification: spec/physics.md section 2.3 (and trap 16 of section 13).
 module nt_sfc_exchange_yang08
   use nt_kinds, only: dp
+  use nt_elementary, only: exp_array, log_array
   implicit none
   private
 
-  public :: sfcdif_yang08
+  public :: sfcdif_yang08, sfcdif_yang08_block
 
   ! Constants of the Y08 scheme (spec 2.3, legacy include file most.inc)
   real(dp), parameter :: kv       = 0.4_dp        !< von Karman constant
@@ -56,114 +57,191 @@ contains
     real(dp), intent(in)  :: z0m, zm, zh, wind, tsfc, tair, qair, psfc, z0h_beta
     real(dp), intent(out) :: ch, ribb
     integer,  intent(out) :: status
+    real(dp) :: ch1(1), ribb1(1)
+    integer  :: status1(1)
+    call sfcdif_yang08_block(1, [z0m], [zm], [zh], [wind], [tsfc], [tair], [qair], [psfc], &
+                             [z0h_beta], ch1, ribb1, status1)
+    ch = ch1(1)
+    ribb = ribb1(1)
+    status = status1(1)
+  end subroutine sfcdif_yang08
 
-    real(dp) :: u                 ! floored wind speed [m s-1]
-    real(dp) :: rho               ! air density [kg m-3]
-    real(dp) :: theta_a, theta_s  ! air / surface potential temperature [K]
-    real(dp) :: c_u, c_pt         ! bulk transfer coefficients (u* = c_u U, T* = c_pt dtheta)
-    real(dp) :: ustar, tstar      ! friction velocity [m s-1], temperature scale [K]
-    real(dp) :: nu                ! kinematic viscosity [m2 s-1]
-    real(dp) :: z0h               ! thermal roughness [m]
-    real(dp) :: log_m             ! ln(zm/z0m)
-    real(dp) :: log_h             ! ln(zh/z0h)
-    real(dp) :: rib, d            ! bulk Richardson number, Rib/Pr
-    real(dp) :: s                 ! 1/L [m-1]
-    real(dp) :: obukhov_l         ! Monin-Obukhov length L [m]
+  !> sfcdif_yang08 for nb columns (lanes) at once: every argument is an array
+  !> over lanes, each lane's arithmetic is exactly that of one column.  The
+  !> logarithms and exponentials of an iteration are computed for all lanes
+  !> together by nt_elementary's array routines (vectorised); powers x**y are
+  !> exp(y ln x) as nt_elementary::fpow, the quarter powers sqrt(sqrt(x)).  The
+  !> branch-specific logarithms are computed for every lane and used only by
+  !> the lanes on that branch (on the others they may be NaN).  A lane that
+  !> stops (status 1) keeps its outputs; the others go on.
+  pure subroutine sfcdif_yang08_block(nb, z0m, zm, zh, wind, tsfc, tair, qair, psfc, z0h_beta, &
+                                      ch, ribb, status)
+    integer,  intent(in)  :: nb
+    real(dp), intent(in)  :: z0m(nb), zm(nb), zh(nb), wind(nb), tsfc(nb), tair(nb), qair(nb)
+    real(dp), intent(in)  :: psfc(nb), z0h_beta(nb)
+    real(dp), intent(out) :: ch(nb), ribb(nb)
+    integer,  intent(out) :: status(nb)
+
+    real(dp) :: u(nb)                 ! floored wind speed [m s-1]
+    real(dp) :: rho                   ! air density [kg m-3]
+    real(dp) :: theta_a(nb), theta_s(nb)  ! air / surface potential temperature [K]
+    real(dp) :: c_u(nb), c_pt(nb)     ! bulk transfer coefficients (u* = c_u U, T* = c_pt dtheta)
+    real(dp) :: ustar(nb), tstar(nb)  ! friction velocity [m s-1], temperature scale [K]
+    real(dp) :: nu(nb)                ! kinematic viscosity [m2 s-1]
+    real(dp) :: z0h(nb)               ! thermal roughness [m]
+    real(dp) :: log_m(nb)             ! ln(zm/z0m)
+    real(dp) :: log_h(nb)             ! ln(zh/z0h)
+    real(dp) :: rib, d                ! bulk Richardson number, Rib/Pr
+    real(dp) :: s                     ! 1/L [m-1]
+    real(dp) :: obukhov_l(nb)         ! Monin-Obukhov length L [m]
     real(dp) :: num, pa, pb, pc, p, coef   ! unstable-case fit
     real(dp) :: qa, qb, qc                 ! stable-case quadratic a, b, c
-    real(dp) :: x1, x2, y1, y2, psi_m, psi_h, f_m, f_h
-    integer  :: iter
+    real(dp) :: x1(nb), x2(nb), y1, y2, psi_m, psi_h, f_m, f_h
+    real(dp) :: arg(3*nb), lg(3*nb)   ! arguments and their logarithms / exponentials
+    logical  :: running(nb)           ! the lane has not stopped
+    integer  :: c, iter
 
     status = 0
     ribb   = 0.0_dp
+    running = .true.
 
-    u   = max(wind, 0.01_dp)
-    rho = psfc/(rd*tair*(1.0_dp + 0.61_dp*qair))
-    theta_a = tair*(psfc/(psfc - rho*grav_p*zh))**rddcp
-    theta_s = tsfc
-
-    log_m = log(zm/z0m)
-    c_u   = kv/log_m
-    c_pt  = kv/log(zh/z0m)
-    tstar = c_pt*(theta_a - theta_s)
-    ustar = c_u*u
-
-    nu = 1.328e-5_dp*(p0/psfc)*(theta_a/t_ref_nu)**1.754_dp
+    do c = 1, nb
+      u(c)   = max(wind(c), 0.01_dp)
+      rho    = psfc(c)/(rd*tair(c)*(1.0_dp + 0.61_dp*qair(c)))
+      arg(c) = psfc(c)/(psfc(c) - rho*grav_p*zh(c))
+      arg(nb + c) = zm(c)/z0m(c)
+      arg(2*nb + c) = zh(c)/z0m(c)
+    end do
+    call log_array(3*nb, arg, lg)
+    do c = 1, nb
+      arg(c) = rddcp*lg(c)
+    end do
+    call exp_array(nb, arg, theta_a)                      ! (psfc/(psfc - rho g zh))**(R/cp)
+    do c = 1, nb
+      theta_a(c) = tair(c)*theta_a(c)
+      theta_s(c) = tsfc(c)
+      log_m(c) = lg(nb + c)
+      c_u(c)   = kv/log_m(c)
+      c_pt(c)  = kv/lg(2*nb + c)
+      tstar(c) = c_pt(c)*(theta_a(c) - theta_s(c))
+      ustar(c) = c_u(c)*u(c)
+      arg(c) = theta_a(c)/t_ref_nu
+    end do
+    call log_array(nb, arg, lg)
+    do c = 1, nb
+      arg(c) = 1.754_dp*lg(c)
+    end do
+    call exp_array(nb, arg, nu)                           ! (theta_a/T_ref)**1.754
+    do c = 1, nb
+      nu(c) = 1.328e-5_dp*(p0/psfc(c))*nu(c)
+    end do
 
     do iter = 1, n_iter
       ! --- thermal roughness (Yang et al. 2008) ---
-      z0h = 70.0_dp*nu/ustar*exp(-z0h_beta*sqrt(ustar)*sqrt(sqrt(abs(tstar))))
-      z0h = min(zh/10.0_dp, max(z0h, 1.0e-10_dp))
-      log_h = log(zh/z0h)
+      do c = 1, nb
+        arg(c) = -z0h_beta(c)*sqrt(ustar(c))*sqrt(sqrt(abs(tstar(c))))
+      end do
+      call exp_array(nb, arg, z0h)
+      do c = 1, nb
+        z0h(c) = 70.0_dp*nu(c)/ustar(c)*z0h(c)
+        z0h(c) = min(zh(c)/10.0_dp, max(z0h(c), 1.0e-10_dp))
+        arg(c) = zh(c)/z0h(c)
+      end do
+      call log_array(nb, arg, log_h)
 
       ! --- Monin-Obukhov length from the bulk Richardson number ---
-      rib = (grav/theta_a)*(theta_a - theta_s)*(zm - z0m)/u**2
-      if (rib < 0.0_dp) then
-        rib = max(rib, -10.0_dp)
-        d   = rib/prantl02
-        num = d*(log_m**2/log_h)/(zm - z0m)
-        pa  = log(-d)
-        pb  = log(log_m)
-        pc  = log(log_h)
-        p   = 0.03728_dp - 0.093143_dp*pa - 0.24069_dp*pb + 0.30616_dp*pc &
-              + 0.017131_dp*pa**2 + 0.037666_dp*pa*pb - 0.084598_dp*pb**2 - 0.016498_dp*pa*pc &
-              + 0.1828_dp*pb*pc - 0.12587_dp*pc**2
-        p   = max(0.0_dp, p)
-        coef = d*gamma_m**2/8.0_dp/gamma_h*(zm - z0m)/(zh - z0h)
-        if (abs(1.0_dp - coef*p) < 1.0e-6_dp) then
-          status = 1
-          ribb   = rib
-          ch     = excm/zm
-          return
+      ! the logarithms of the unstable-case fit, ln(-d), ln(ln(zm/z0m)), ln(ln(zh/z0h))
+      do c = 1, nb
+        rib = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
+        arg(c) = -(max(rib, -10.0_dp)/prantl02)
+        arg(nb + c) = log_m(c)
+        arg(2*nb + c) = log_h(c)
+      end do
+      call log_array(3*nb, arg, lg)
+      do c = 1, nb
+        rib = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
+        if (rib < 0.0_dp) then
+          rib = max(rib, -10.0_dp)
+          d   = rib/prantl02
+          num = d*(log_m(c)**2/log_h(c))/(zm(c) - z0m(c))
+          pa  = lg(c)
+          pb  = lg(nb + c)
+          pc  = lg(2*nb + c)
+          p   = 0.03728_dp - 0.093143_dp*pa - 0.24069_dp*pb + 0.30616_dp*pc &
+                + 0.017131_dp*pa**2 + 0.037666_dp*pa*pb - 0.084598_dp*pb**2 - 0.016498_dp*pa*pc &
+                + 0.1828_dp*pb*pc - 0.12587_dp*pc**2
+          p   = max(0.0_dp, p)
+          coef = d*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))/(zh(c) - z0h(c))
+          if (abs(1.0_dp - coef*p) < 1.0e-6_dp) then
+            if (running(c)) then
+              status(c) = 1
+              ribb(c)   = rib
+              ch(c)     = excm/zm(c)
+              running(c) = .false.
+            end if
+            s = -1.0_dp               ! (the lane has stopped: any finite value)
+          else
+            s = num/(1.0_dp - coef*p)
+          end if
+        else
+          rib = min(rib, 0.2_dp, prantl01*beta_h*(1.0_dp - z0h(c)/zh(c))/beta_m**2 &
+                                 /(1.0_dp - z0m(c)/zm(c)) - 0.05_dp)
+          d   = rib/prantl01
+          qa  = d*beta_m**2*(zm(c) - z0m(c)) - beta_h*(zh(c) - z0h(c))
+          qb  = 2.0_dp*d*beta_m*log_m(c) - log_h(c)
+          qc  = d*log_m(c)**2/(zm(c) - z0m(c))
+          s   = (-qb - sqrt(abs(qb**2 - 4.0_dp*qa*qc)))/(2.0_dp*qa)
         end if
-        s = num/(1.0_dp - coef*p)
-      else
-        rib = min(rib, 0.2_dp, prantl01*beta_h*(1.0_dp - z0h/zh)/beta_m**2/(1.0_dp - z0m/zm) - 0.05_dp)
-        d   = rib/prantl01
-        qa  = d*beta_m**2*(zm - z0m) - beta_h*(zh - z0h)
-        qb  = 2.0_dp*d*beta_m*log_m - log_h
-        qc  = d*log_m**2/(zm - z0m)
-        s   = (-qb - sqrt(abs(qb**2 - 4.0_dp*qa*qc)))/(2.0_dp*qa)
-      end if
-      if (s > 0.0_dp .and. s < 1.0e-6_dp) s = 1.0e-6_dp
-      if (s > -1.0e-6_dp .and. s < 0.0_dp) s = -1.0e-6_dp
-      if (abs(s) > 0.0_dp) then
-        obukhov_l = 1.0_dp/s
-      else
-        ! exact neutrality (theta_a == theta_s gives s = +-0): IEEE 1/s would be
-        ! +-Infinity; +-huge gives bit-identical coefficients without raising
-        ! a division-by-zero exception (s = -0 from the stable quadratic
-        ! selects the unstable profile branch, as +-Infinity would)
-        obukhov_l = sign(huge(1.0_dp), s)
-      end if
-      ribb = rib
+        if (s > 0.0_dp .and. s < 1.0e-6_dp) s = 1.0e-6_dp
+        if (s > -1.0e-6_dp .and. s < 0.0_dp) s = -1.0e-6_dp
+        if (abs(s) > 0.0_dp) then
+          obukhov_l(c) = 1.0_dp/s
+        else
+          ! exact neutrality (theta_a == theta_s gives s = +-0): IEEE 1/s would be
+          ! +-Infinity; +-huge gives bit-identical coefficients without raising
+          ! a division-by-zero exception (s = -0 from the stable quadratic
+          ! selects the unstable profile branch, as +-Infinity would)
+          obukhov_l(c) = sign(huge(1.0_dp), s)
+        end if
+        if (running(c)) ribb(c) = rib
+      end do
 
       ! --- transfer coefficients (Hogstrom 1996 profiles) ---
-      if (obukhov_l < 0.0_dp) then
-        x1 = sqrt(sqrt(1.0_dp - gamma_m*z0m/obukhov_l))
-        x2 = sqrt(sqrt(1.0_dp - gamma_m*zm/obukhov_l))
-        psi_m = 2.0_dp*log((1.0_dp + x2)/(1.0_dp + x1)) + log((1.0_dp + x2**2)/(1.0_dp + x1**2)) &
-                - 2.0_dp*atan(x2) + 2.0_dp*atan(x1)
-        y1 = sqrt(1.0_dp - gamma_h*z0h/obukhov_l)
-        y2 = sqrt(1.0_dp - gamma_h*zh/obukhov_l)
-        psi_h = 2.0_dp*log((1.0_dp + y2)/(1.0_dp + y1))
-        f_m = max(log_m - psi_m, 0.50_dp*log_m)
-        f_h = max(log_h - psi_h, 0.33_dp*log_m)
-        c_u  = kv/f_m
-        c_pt = kv/(f_h*prantl02)
-      else
-        psi_m = max(-beta_m, -beta_m*(zm - z0m)/obukhov_l)
-        psi_h = max(-beta_h, -beta_h*(zh - z0h)/obukhov_l)
-        f_m = min(log_m - psi_m, 2.0_dp*log_m)
-        f_h = min(log_h - psi_h, 2.0_dp*log_m)   ! cap uses zm/z0m as in the legacy (spec trap 16)
-        c_u  = kv/f_m
-        c_pt = kv/(f_h*prantl01)
-      end if
-      ustar = c_u*u
-      tstar = c_pt*(theta_a - theta_s)
+      ! the logarithms of the unstable profiles (used where L < 0)
+      do c = 1, nb
+        x1(c) = sqrt(sqrt(1.0_dp - gamma_m*z0m(c)/obukhov_l(c)))
+        x2(c) = sqrt(sqrt(1.0_dp - gamma_m*zm(c)/obukhov_l(c)))
+        y1 = sqrt(1.0_dp - gamma_h*z0h(c)/obukhov_l(c))
+        y2 = sqrt(1.0_dp - gamma_h*zh(c)/obukhov_l(c))
+        arg(c) = (1.0_dp + x2(c))/(1.0_dp + x1(c))
+        arg(nb + c) = (1.0_dp + x2(c)**2)/(1.0_dp + x1(c)**2)
+        arg(2*nb + c) = (1.0_dp + y2)/(1.0_dp + y1)
+      end do
+      call log_array(3*nb, arg, lg)
+      do c = 1, nb
+        if (obukhov_l(c) < 0.0_dp) then
+          psi_m = 2.0_dp*lg(c) + lg(nb + c) - 2.0_dp*atan(x2(c)) + 2.0_dp*atan(x1(c))
+          psi_h = 2.0_dp*lg(2*nb + c)
+          f_m = max(log_m(c) - psi_m, 0.50_dp*log_m(c))
+          f_h = max(log_h(c) - psi_h, 0.33_dp*log_m(c))
+          c_u(c)  = kv/f_m
+          c_pt(c) = kv/(f_h*prantl02)
+        else
+          psi_m = max(-beta_m, -beta_m*(zm(c) - z0m(c))/obukhov_l(c))
+          psi_h = max(-beta_h, -beta_h*(zh(c) - z0h(c))/obukhov_l(c))
+          f_m = min(log_m(c) - psi_m, 2.0_dp*log_m(c))
+          f_h = min(log_h(c) - psi_h, 2.0_dp*log_m(c))   ! cap uses zm/z0m as in the legacy (spec trap 16)
+          c_u(c)  = kv/f_m
+          c_pt(c) = kv/(f_h*prantl01)
+        end if
+        ustar(c) = c_u(c)*u(c)
+        tstar(c) = c_pt(c)*(theta_a(c) - theta_s(c))
+      end do
     end do
 
-    ch = max(ustar*c_pt, excm/zm)
-  end subroutine sfcdif_yang08
+    do c = 1, nb
+      if (running(c)) ch(c) = max(ustar(c)*c_pt(c), excm/zm(c))
+    end do
+  end subroutine sfcdif_yang08_block
 
 end module nt_sfc_exchange_yang08

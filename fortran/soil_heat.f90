@@ -1,4 +1,4 @@
-!> Soil heat transfer with freeze-thaw for one soil column.
+!> Soil heat transfer with freeze-thaw for a block of soil columns.
 !>
 !> Finite-volume heat equation on the soil layers (temperatures at layer
 !> mid-points), backward Euler for diffusion with start-of-step conductivities
@@ -20,15 +20,18 @@
 !>    (nt_tridiagonal::tridiag_solve_sym);
 !>  - the step works layer-wise in separate loops (properties, fluxes, freezing
 !>    test, FRH2O of all freezing layers at once, phase change, solve), so that
-!>    the independent work of different layers can overlap.
+!>    the independent work of different layers can overlap;
+!>  - the columns of a block (nt_column_kernel) are solved together: every
+!>    array has the lane (column) index first and every loop over layers runs
+!>    over lanes inside, so that the compiler vectorises across columns; each
+!>    lane's arithmetic is exactly that of a single column.
 !>
-!> Vectorisation.  On x86-64 Linux, gfortran vectorises loops that call exp or
-!> log with glibc's libmvec (math-vector-fortran.h), whose results differ from
-!> the scalar libm in the last bits and between glibc versions.  The two such
-!> loops of the step (nt_thermal_conductivity::tc_layers and the hydraulic
-!> functions in nt_soil_water::srt) carry "!GCC$ novector" so that results do
-!> not depend on the glibc version; without the directive they run about
-!> 0.1-0.15 us per 20-layer column-step faster.
+!> Vectorisation and reproducibility.  The exponentials and logarithms of the
+!> step's loops (saturated conductivity, FRH2O) come from the array routines
+!> of nt_elementary, plain IEEE arithmetic that vectorises and gives the same
+!> bits on every instruction set and C library.  (gfortran would otherwise
+!> vectorise loops calling exp/log with glibc's libmvec, whose results differ
+!> from the scalar libm and between glibc versions.)
 module nt_soil_heat
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf, rhowater
