@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from noahtibet import layout
-from noahtibet.kernel import Calendar, ColumnState, run_columns
+from noahtibet.kernel import KERNEL_VARIANT, Calendar, ColumnState, run_columns
 from noahtibet.legacy_forcing import model_forcing, read_point_file
 from noahtibet.parameters import PhysicsOptions, column_parameters
 from noahtibet.point import column_spec_for_case, initial_state
@@ -108,7 +108,7 @@ def main() -> None:
     steps = nstep * ncol
     frozen = np.mean(batch_state.smc - batch_state.sh2o > 1e-3)
     print(f"noahtibet column kernel: 20 layers, dt = 3 h, {nstep} steps x {ncol} columns, "
-          f"1 core, air temperature offset {args.warming:+.1f} K")
+          f"1 core, air temperature offset {args.warming:+.1f} K, kernel {KERNEL_VARIANT}")
     print(f"layers holding ice at the end: {100 * frozen:.0f} %")
     print(f"batch mode:        {min(batch_times) / steps * 1e6:8.3f} us per column-step "
           f"(CPU time of the calling thread, best of {args.repeat})")

@@ -15,11 +15,16 @@ Instruction counts do not depend on the load of the machine (unlike timings on
 a shared two-core box), so they are the figure to compare two versions of the
 kernel with; ``column_speed.py`` gives the time.  Needs ``valgrind`` on the
 PATH; takes about half a minute for the default 4 columns.
+
+Profiles the kernel variant in use (``NOAHTIBET_KERNEL``, see
+docs/performance.md), with x86-64-v3 in place of x86-64-v4: valgrind does not
+run AVX-512 code.  The counts differ between variants.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -27,14 +32,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from noahtibet import _dispatch
+
 CHILD = """
 import sys
 sys.path.insert(0, {bench!r})
 import column_speed as cs
-from noahtibet.kernel import run_columns
+from noahtibet.kernel import KERNEL_VARIANT, run_columns
 f, cal, mon, lp, cp, st, opt, nstep = cs.build({columns}, {warming})
 run_columns(f, cal, mon, lp, cp, st, 10800.0, opt)
-print(nstep)
+print(KERNEL_VARIANT, nstep)
 """
 
 LIBM = ("exp", "log", "pow", "atan", "log10")
@@ -73,12 +80,16 @@ def main() -> None:
         out = Path(tmp) / "callgrind.out"
         script = Path(tmp) / "child.py"
         script.write_text(CHILD.format(bench=bench, columns=args.columns, warming=args.warming))
-        # the real interpreter, not a launcher script (valgrind would follow the launcher)
-        python = Path(sys.executable).resolve()
+        # the real interpreter, not a launcher script (valgrind would follow the launcher);
+        # in a virtual environment its own link to it (which keeps the environment's packages)
+        python = Path(sys.executable)
+        if sys.prefix == sys.base_prefix:
+            python = python.resolve()
         run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                               "--toggle-collect=nt_run_columns*", str(python), str(script)],
-                             check=True, capture_output=True, text=True)
-        nstep = int(run.stdout.split()[-1])
+                             check=True, capture_output=True, text=True,
+                             env={**os.environ, _dispatch.ENV: _variant()})
+        variant, nstep = run.stdout.split()[-2], int(run.stdout.split()[-1])
         self_text = _annotate(out)
         incl_text = _annotate(out, "--inclusive=yes")
         tree_text = _annotate(out, "--tree=caller")
@@ -87,7 +98,7 @@ def main() -> None:
     incl = {name: ir for ir, name, _ in _rows(incl_text)}
     total = incl.get("__nt_column_kernel_MOD_run_columns") or max(incl.values())
     print(f"noahtibet kernel profile: {args.columns} columns x {nstep} steps, 20 layers, dt = 3 h, "
-          f"air temperature offset {args.warming:+.1f} K (callgrind)")
+          f"air temperature offset {args.warming:+.1f} K, kernel {variant} (callgrind)")
     print(f"instructions per column-step: {total / colsteps:,.0f}")
     print(f"\n{'routine':44s} {'self':>9s} {'inclusive':>10s}  (instructions per column-step)")
     selfs = [(ir, name) for ir, name, _ in _rows(self_text)]
@@ -119,6 +130,18 @@ def main() -> None:
         print(f"{f:20s} {calls[f] / colsteps:8.1f} {instr[f] / colsteps:13,.0f}")
     print(f"{'all':20s} {sum(calls.values()) / colsteps:8.1f} {sum(instr.values()) / colsteps:13,.0f}"
           f"  ({100 * sum(instr.values()) / total:.0f} % of the kernel's instructions)")
+
+
+def _variant() -> str:
+    """The kernel variant to profile: the one in use, but valgrind runs no AVX-512 code,
+    so x86-64-v3 in place of an automatically chosen x86-64-v4."""
+    variant = _dispatch.choose()
+    if variant == "x86-64-v4":
+        if os.environ.get(_dispatch.ENV):
+            sys.exit(f"kernel_profile: valgrind does not run AVX-512 code; set "
+                     f"{_dispatch.ENV} to x86-64-v3 or baseline")
+        variant = "x86-64-v3"
+    return variant
 
 
 def _libm_name(name: str) -> str:

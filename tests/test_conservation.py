@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from noahtibet import _kernel as K
+from noahtibet.kernel import _kernel as K
 from noahtibet import analytic as an
 from noahtibet import layout
 from noahtibet.kernel import AnnualDiagnostics

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 
-from noahtibet import _kernel as K
+from noahtibet.kernel import _kernel as K
 from noahtibet import analytic as an
 
 T0 = an.T_FREEZE

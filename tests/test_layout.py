@@ -42,9 +42,15 @@ def test_status_codes_match():
 
 
 def test_compiled_kernel_reports_the_same_sizes():
-    from noahtibet import _kernel
-    sizes = list(_kernel.nt_layout_sizes())
-    assert sizes == [len(layout.FORCING), len(layout.LAYER_PARAMETERS),
-                     len(layout.COLUMN_PARAMETERS), len(layout.MONTHLY),
-                     len(layout.SURFACE_STATE), len(layout.OUTPUTS), len(layout.OPTIONS),
-                     len(layout.WATER_BALANCE)]
+    """Every installed build of the kernel (processor variants), the one in use first."""
+    import importlib
+
+    from noahtibet import _dispatch
+    variants = [_dispatch.choose(), *_dispatch.built()]
+    for variant in variants:
+        _kernel = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
+        sizes = list(_kernel.nt_layout_sizes())
+        assert sizes == [len(layout.FORCING), len(layout.LAYER_PARAMETERS),
+                         len(layout.COLUMN_PARAMETERS), len(layout.MONTHLY),
+                         len(layout.SURFACE_STATE), len(layout.OUTPUTS), len(layout.OPTIONS),
+                         len(layout.WATER_BALANCE)], variant

@@ -8,6 +8,7 @@ import sys
 import time
 
 from . import __version__
+from ._dispatch import KernelSelectionError
 from .errors import InputError
 
 log = logging.getLogger("noahtibet")
@@ -148,12 +149,27 @@ def _add_run_options(p):
                    help="use MPI (auto: when started by mpirun/mpiexec)")
 
 
+class _Version(argparse.Action):
+    """--version: the package version and the compiled kernel variant in use (imported
+    only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ._dispatch import kernel_variant
+        try:
+            variant = kernel_variant()
+        except KernelSelectionError as exc:
+            parser.exit(2, f"noahtibet: error: {exc}\n")
+        print(f"noahtibet {__version__} (kernel {variant})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="noahtibet",
         description="Noah-Tibet land-surface model for frozen-ground maps of the "
                     "Qinghai-Tibet Plateau.")
-    parser.add_argument("--version", action="version", version=f"noahtibet {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show the version and the kernel variant in use, and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -227,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
-    except InputError as exc:
+    except (InputError, KernelSelectionError) as exc:
         print(f"noahtibet: error: {exc}", file=sys.stderr)
         return 2
 

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernel, layout
+from . import layout
+from ._dispatch import load as _load_kernel
+
+#: the compiled kernel in use: ``baseline``, ``x86-64-v3`` or ``x86-64-v4`` (see _dispatch)
+KERNEL_VARIANT, _kernel = _load_kernel()
 
 _SIZES = list(_kernel.nt_layout_sizes())
 _EXPECTED = [len(layout.FORCING), len(layout.LAYER_PARAMETERS), len(layout.COLUMN_PARAMETERS),

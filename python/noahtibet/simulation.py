@@ -188,7 +188,7 @@ def cold_start_state(layer_par: np.ndarray, column_par: np.ndarray,
                      moisture_fraction: float) -> ColumnState:
     """Initial state before spin-up: the deep temperature in every layer, soil
     water a fixed fraction of porosity, split into liquid and ice at equilibrium."""
-    from . import _kernel
+    from .kernel import _kernel
 
     n, nlay = layer_par.shape[:2]
     L = {name: layer_par[:, :, i] for i, name in enumerate(layout.LAYER_PARAMETERS)}
