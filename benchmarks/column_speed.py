@@ -7,7 +7,11 @@ loam, sand, gravel and bedrock layers), one core.  Prints the figure in batch
 mode (all columns in one kernel call) and one column at a time (one call per
 column, same steps), and checks that both give identical states.
 
-    python benchmarks/column_speed.py [--columns 256] [--repeat 3] [--warming K]
+    python benchmarks/column_speed.py [--columns 256] [--repeat 3] [--warming K] [--all-variants]
+
+--all-variants runs the benchmark once for every processor variant of the
+kernel this machine supports (NOAHTIBET_KERNEL=..., see docs/performance.md),
+each in its own process, and prints their figures one after the other.
 
 The Tanggula climate keeps every column in permafrost (every layer frozen, the
 most expensive case: supercooled water is solved in every layer every step);
@@ -18,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,7 +87,18 @@ def main() -> None:
     ap.add_argument("--columns", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warming", type=float, default=0.0, help="air temperature offset [K]")
+    ap.add_argument("--all-variants", action="store_true",
+                    help="run once per processor variant of the kernel (each in its own process)")
     args = ap.parse_args()
+    if args.all_variants:
+        from noahtibet import _dispatch
+        variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
+        for variant in variants:
+            cmd = [sys.executable, __file__, "--columns", str(args.columns), "--repeat",
+                   str(args.repeat), "--warming", str(args.warming)]
+            env = dict(os.environ, **{_dispatch.ENV: variant})
+            subprocess.run(cmd, env=env, check=True)
+        return
     forcing, calendar, monthly, lp, cp, state0, options, nstep = build(args.columns, args.warming)
     ncol = args.columns
 
