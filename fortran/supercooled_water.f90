@@ -84,13 +84,11 @@ contains
   !> ice, at most 10 iterations, stop when |change| <= 0.005, fall-back if not
   !> converged); the layers are only interleaved: one Newton iteration is done
   !> for every layer still iterating, and the converged layers are then dropped
-  !> from the list.  The iterations of different layers are independent, so
-  !> the processor overlaps them, and the data-dependent end of each layer's
-  !> iteration no longer stalls the others.  The logarithms of an iteration
-  !> (two per layer still iterating) are computed together by
-  !> nt_elementary::log_array, a loop the compiler vectorises.  The layers
-  !> may be those of several columns (the soil heat step of a block passes
-  !> all layers of all its lanes).
+  !> from the list.  The layers still iterating are kept packed (their data
+  !> contiguous), so that an iteration is a loop the compiler vectorises, its
+  !> logarithms (two per layer) computed together by nt_elementary::log_array.
+  !> The layers may be those of several columns (the soil heat step of a block
+  !> passes all layers of all its lanes).
   !>   n      : number of layers (in)
   !>   need   : FRH2O is wanted for layer k (in)
   !>   tkelv  : temperature (TAVG) per layer [K] (in; read where need)
@@ -103,17 +101,20 @@ contains
     real(dp), intent(in)  :: tkelv(n), smc(n), sh2o(n), smcmax(n), psis(n), bx(n), log_a(n)
     real(dp), intent(out) :: free(n)
 
+    ! the layers still iterating, packed: i = 1..m is layer idx(i)
+    integer  :: idx(n)
     real(dp) :: swl(n)        ! SWL, ice content iterate [m3 m-3]
     real(dp) :: swl_max(n)    ! upper clamp SMC - 0.02
+    real(dp) :: smc_i(n)      ! SMC
+    real(dp) :: bx_i(n)       ! BX
     real(dp) :: log_const(n)  ! log_a - ln(-(T-T0)/T): the SWL-independent part of DF
-    integer  :: active(n)     ! layers still iterating
-    real(dp) :: arg(2*n), lg(2*n)  ! arguments and logarithms of the active layers, packed
+    logical  :: converged(n)
+    real(dp) :: arg(2*n), lg(2*n)  ! arguments and logarithms, packed
     real(dp) :: swlk    ! SWLK, next iterate
     real(dp) :: resid   ! DF, residual of the log equation
     real(dp) :: u, v    ! 1 + CK SWL and SMC - SWL
     real(dp) :: rslope  ! 1/DENOM = u v/(2 CK v + BX u)
     real(dp) :: fk      ! Flerchinger explicit liquid content
-    logical  :: converged
     integer  :: m, mm, i, k, iter
 
     ! no freezing above T0 - 1e-3: FREE = SMC; the other wanted layers iterate
@@ -122,45 +123,55 @@ contains
       free(k) = smc(k)
       if (need(k) .and. .not. (tkelv(k) > (tfreez - t_margin))) then
         m = m + 1
-        active(m) = k
+        idx(m) = k
       end if
     end do
 
     ! start from the current ice, clamped to [0, SMC-0.02] (upper bound first)
     do i = 1, m
-      k = active(i)
-      swl_max(k) = smc(k) - min_liq
-      swl(k) = max(min(smc(k) - sh2o(k), swl_max(k)), 0.0_dp)
+      k = idx(i)
+      smc_i(i) = smc(k)
+      bx_i(i) = bx(k)
+      swl_max(i) = smc(k) - min_liq
+      swl(i) = max(min(smc(k) - sh2o(k), swl_max(i)), 0.0_dp)
       arg(i) = -(tkelv(k) - tfreez)/tkelv(k)
     end do
     call log_array(m, arg, lg)
     do i = 1, m
-      k = active(i)
-      log_const(k) = log_a(k) - lg(i)
+      log_const(i) = log_a(idx(i)) - lg(i)
     end do
 
     do iter = 1, max_iter
-      ! the logarithms of u = 1 + CK SWL and v = SMC - SWL of every active layer at once
+      ! one Newton iteration of every layer still iterating (a vectorised loop),
+      ! the logarithms of u = 1 + CK SWL and v = SMC - SWL of all of them first
       do i = 1, m
-        k = active(i)
-        arg(i) = 1.0_dp + ck*swl(k)
-        arg(m + i) = smc(k) - swl(k)
+        arg(i) = 1.0_dp + ck*swl(i)
+        arg(m + i) = smc_i(i) - swl(i)
       end do
       call log_array(2*m, arg, lg)
-      mm = 0
       do i = 1, m
-        k = active(i)
         u = arg(i)
         v = arg(m + i)
-        rslope = (u*v)/(2.0_dp*ck*v + bx(k)*u)
-        resid = log_const(k) + 2.0_dp*lg(i) - bx(k)*lg(m + i)
-        swlk = max(min(swl(k) - resid*rslope, swl_max(k)), 0.0_dp)
-        converged = abs(swlk - swl(k)) <= tol_swl
-        swl(k) = swlk
-        free(k) = smc(k) - swlk
-        ! keep the layer in the list if not converged (in place: mm < i)
-        active(mm + 1) = k
-        mm = mm + merge(0, 1, converged)
+        rslope = (u*v)/(2.0_dp*ck*v + bx_i(i)*u)
+        resid = log_const(i) + 2.0_dp*lg(i) - bx_i(i)*lg(m + i)
+        swlk = max(min(swl(i) - resid*rslope, swl_max(i)), 0.0_dp)
+        converged(i) = abs(swlk - swl(i)) <= tol_swl
+        swl(i) = swlk
+      end do
+      ! the converged layers' result; the others move up the list (in place: mm < i)
+      mm = 0
+      do i = 1, m
+        if (converged(i)) then
+          free(idx(i)) = smc_i(i) - swl(i)
+        else
+          mm = mm + 1
+          idx(mm) = idx(i)
+          smc_i(mm) = smc_i(i)
+          bx_i(mm) = bx_i(i)
+          swl_max(mm) = swl_max(i)
+          swl(mm) = swl(i)
+          log_const(mm) = log_const(i)
+        end if
       end do
       m = mm
       if (m == 0) exit
@@ -168,7 +179,7 @@ contains
 
     ! not converged in max_iter iterations: Flerchinger explicit form
     do i = 1, m
-      k = active(i)
+      k = idx(i)
       fk = fpow((lsubf/(grav*(-psis(k))))*((tkelv(k) - tfreez)/tkelv(k)), -1.0_dp/bx(k))*smcmax(k)
       if (fk < min_liq) fk = min_liq
       free(k) = min(fk, smc(k))
