@@ -92,6 +92,7 @@ contains
     real(dp) :: log_m(nb)             ! ln(zm/z0m)
     real(dp) :: log_h(nb)             ! ln(zh/z0h)
     real(dp) :: rib, d                ! bulk Richardson number, Rib/Pr
+    real(dp) :: rib_raw(nb)           ! bulk Richardson number before the clips
     real(dp) :: s                     ! 1/L [m-1]
     real(dp) :: obukhov_l(nb)         ! Monin-Obukhov length L [m]
     real(dp) :: num, pa, pb, pc, p, coef   ! unstable-case fit
@@ -150,16 +151,21 @@ contains
       call log_array(nb, arg, log_h)
 
       ! --- Monin-Obukhov length from the bulk Richardson number ---
-      ! the logarithms of the unstable-case fit, ln(-d), ln(ln(zm/z0m)), ln(ln(zh/z0h))
+      ! the logarithms of the unstable-case fit, ln(-d), ln(ln(zm/z0m)), ln(ln(zh/z0h)),
+      ! if a lane needs them
       do c = 1, nb
-        rib = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
-        arg(c) = -(max(rib, -10.0_dp)/prantl02)
-        arg(nb + c) = log_m(c)
-        arg(2*nb + c) = log_h(c)
+        rib_raw(c) = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
       end do
-      call log_array(3*nb, arg, lg)
+      if (any(rib_raw < 0.0_dp)) then
+        do c = 1, nb
+          arg(c) = -(max(rib_raw(c), -10.0_dp)/prantl02)
+          arg(nb + c) = log_m(c)
+          arg(2*nb + c) = log_h(c)
+        end do
+        call log_array(3*nb, arg, lg)
+      end if
       do c = 1, nb
-        rib = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
+        rib = rib_raw(c)
         if (rib < 0.0_dp) then
           rib = max(rib, -10.0_dp)
           d   = rib/prantl02
@@ -207,17 +213,19 @@ contains
       end do
 
       ! --- transfer coefficients (Hogstrom 1996 profiles) ---
-      ! the logarithms of the unstable profiles (used where L < 0)
-      do c = 1, nb
-        x1(c) = sqrt(sqrt(1.0_dp - gamma_m*z0m(c)/obukhov_l(c)))
-        x2(c) = sqrt(sqrt(1.0_dp - gamma_m*zm(c)/obukhov_l(c)))
-        y1 = sqrt(1.0_dp - gamma_h*z0h(c)/obukhov_l(c))
-        y2 = sqrt(1.0_dp - gamma_h*zh(c)/obukhov_l(c))
-        arg(c) = (1.0_dp + x2(c))/(1.0_dp + x1(c))
-        arg(nb + c) = (1.0_dp + x2(c)**2)/(1.0_dp + x1(c)**2)
-        arg(2*nb + c) = (1.0_dp + y2)/(1.0_dp + y1)
-      end do
-      call log_array(3*nb, arg, lg)
+      ! the logarithms of the unstable profiles (used where L < 0), if a lane needs them
+      if (any(obukhov_l < 0.0_dp)) then
+        do c = 1, nb
+          x1(c) = sqrt(sqrt(1.0_dp - gamma_m*z0m(c)/obukhov_l(c)))
+          x2(c) = sqrt(sqrt(1.0_dp - gamma_m*zm(c)/obukhov_l(c)))
+          y1 = sqrt(1.0_dp - gamma_h*z0h(c)/obukhov_l(c))
+          y2 = sqrt(1.0_dp - gamma_h*zh(c)/obukhov_l(c))
+          arg(c) = (1.0_dp + x2(c))/(1.0_dp + x1(c))
+          arg(nb + c) = (1.0_dp + x2(c)**2)/(1.0_dp + x1(c)**2)
+          arg(2*nb + c) = (1.0_dp + y2)/(1.0_dp + y1)
+        end do
+        call log_array(3*nb, arg, lg)
+      end if
       do c = 1, nb
         if (obukhov_l(c) < 0.0_dp) then
           psi_m = 2.0_dp*lg(c) + lg(nb + c) - 2.0_dp*atan(x2(c)) + 2.0_dp*atan(x1(c))
