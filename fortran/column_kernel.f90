@@ -30,8 +30,10 @@ module nt_column_kernel
   private
   public :: run_columns, options_from_array, thaw_depth
 
-  !> Columns stepped together: the lanes of the block-wise soil heat solve.
-  integer, parameter :: block_width = 8
+  !> Columns stepped together: the lanes of the block-wise exchange, soil water
+  !> and soil heat steps.  32 was the fastest of 4, 8, 16, 32, 64 lanes
+  !> (benchmarks/column_speed.py, every instruction set; docs/performance.md).
+  integer, parameter :: block_width = 32
 
   ! CALHUM constants (spec 1.4)
   real(dp), parameter :: e0 = 611.0_dp, rv_calhum = 461.0_dp, elwv = 2.501e6_dp
