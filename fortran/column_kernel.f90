@@ -131,12 +131,14 @@ contains
     ! the block's soil heat solve: parameters, and inputs/outputs lane index first
     type(heat_block) :: hb
     real(dp), dimension(block_width) :: hyy, hzz1, hdf1, tbot, g_top, f_bottom
-    real(dp), dimension(block_width, nlay) :: tb, smb, slb
+    ! (allocated (nb, nlay) for each block, so that whole arrays are passed: a
+    ! section (1:nb, :) of a smaller block would be copied at every call)
+    real(dp), allocatable, dimension(:, :) :: tb, smb, slb
     ! the block's soil water step: parameters, inputs and outputs
     type(water_block) :: wb
     real(dp), dimension(block_width) :: wprcp1, wedir1, wec1, wshdfac, wcmc, wrun1, wrun2, wrun3, &
                                         wdrip, wcreated
-    real(dp) :: wet1(block_width, nlay)
+    real(dp), allocatable :: wet1(:, :)
 
     opt = options_from_array(options)
     dt_water = dt/1000.0_dp
@@ -174,6 +176,10 @@ contains
 
       call heat_block_allocate(hb, nb, nlay)
       call water_block_allocate(wb, nb, nlay)
+      if (allocated(tb)) then
+        if (size(tb, 1) /= nb) deallocate(tb, smb, slb, wet1)
+      end if
+      if (.not. allocated(tb)) allocate(tb(nb, nlay), smb(nb, nlay), slb(nb, nlay), wet1(nb, nlay))
       wet1 = 0.0_dp
       do l = 1, nb
         icol = lane_col(l)
@@ -310,9 +316,9 @@ contains
           smb(l, :) = sm(:, l)
           slb(l, :) = sl(:, l)
         end do
-        call smflx_block(wb, dt, wprcp1(1:nb), wedir1(1:nb), wec1(1:nb), wet1(1:nb, :),          &
-                         wshdfac(1:nb), wcmc(1:nb), smb(1:nb, :), slb(1:nb, :), wrun1(1:nb),   &
-                         wrun2(1:nb), wrun3(1:nb), wdrip(1:nb), wcreated(1:nb))
+        call smflx_block(wb, dt, wprcp1(1:nb), wedir1(1:nb), wec1(1:nb), wet1, wshdfac(1:nb), &
+                         wcmc(1:nb), smb, slb, wrun1(1:nb), wrun2(1:nb), wrun3(1:nb),         &
+                         wdrip(1:nb), wcreated(1:nb))
 
         ! --- the rest of the land step, lane by lane
         do l = 1, nb
@@ -337,8 +343,8 @@ contains
           hdf1(l) = h(l)%df1
           tb(l, :) = t(:, l)
         end do
-        call shflx_block(hb, dt, hyy(1:nb), hzz1(1:nb), hdf1(1:nb), tbot(1:nb), smb(1:nb, :), &
-                         tb(1:nb, :), slb(1:nb, :), g_top(1:nb), f_bottom(1:nb))
+        call shflx_block(hb, dt, hyy(1:nb), hzz1(1:nb), hdf1(1:nb), tbot(1:nb), smb, tb, slb, &
+                         g_top(1:nb), f_bottom(1:nb))
         do l = 1, nb
           if (.not. running(l)) cycle
           t(:, l) = tb(l, :)
