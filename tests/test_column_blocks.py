@@ -1,0 +1,145 @@
+"""The kernel steps columns in blocks of 32 lanes (fortran/column_kernel.f90): a column's
+results must not depend on the block it is in, on its lane, on the other lanes' weather or
+failures, nor on how a run is cut into kernel calls.
+
+Every comparison is bit for bit (the lanes' arithmetic is each column's own)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from noahtibet import layout
+from noahtibet.kernel import AnnualDiagnostics, Calendar, ColumnState, KernelError, run_columns
+from noahtibet.legacy_forcing import model_forcing, read_point_file
+from noahtibet.parameters import PhysicsOptions, column_parameters
+from noahtibet.point import column_spec_for_case, initial_state
+
+FORCING = (Path(__file__).resolve().parents[1] / "validation" / "reference" / "tanggula"
+           / "forcing_3hourly_synthetic_2007_2008.dat")
+BLOCK = 32                        # block_width of nt_column_kernel
+PROFILES = [                      # soil classes per layer, mixed over the columns
+    [7, 7, 7, 7, 9, 7, 7, 7, 7, 7, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13],
+    [9, 9, 9, 9, 9, 9, 12, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 14],
+    [3, 3, 3, 3, 4, 4, 4, 4, 7, 7, 7, 7, 7, 12, 12, 12, 13, 13, 14, 14],
+]
+FI = {n: layout.index(layout.FORCING, n) for n in layout.FORCING}
+
+
+@pytest.fixture(scope="module")
+def columns():
+    """70 columns (blocks of 32, 32 and 6), 4 months of 3-hourly steps from the Tanggula
+    forcing, each column with its own air temperature offset (-3..+9 K: permafrost to
+    unfrozen), rain amplification (two-pass water steps in some lanes only) and soil profile."""
+    case = read_point_file(FORCING)
+    case = dataclasses.replace(case, model_timestep=10800,
+                               enddate=np.datetime64("2007-10-31T21:00", "m"))
+    pf = model_forcing(case)
+    ncol = 2 * BLOCK + 6
+    rng = np.random.default_rng(7)
+    base = np.stack([getattr(pf, n) for n in layout.FORCING], axis=1)
+    forcing = base[:, :, None] + np.zeros((1, 1, ncol))
+    forcing[:, FI["air_temperature"], :] += rng.uniform(-3.0, 9.0, ncol)
+    forcing[:, FI["precipitation"], :] *= rng.choice([1.0, 1.0, 30.0], ncol)
+    calendar = Calendar(pf.month_prev, pf.month_next, pf.month_weight)
+    spec = column_spec_for_case(case)
+    lp = np.empty((ncol, 20, len(layout.LAYER_PARAMETERS)))
+    cp = np.empty((ncol, len(layout.COLUMN_PARAMETERS)))
+    for c in range(ncol):
+        s = dataclasses.replace(spec, soil_class=np.array(PROFILES[c % len(PROFILES)]))
+        lp[c], cp[c] = column_parameters(s)
+    st = initial_state(case, calendar, float(pf.specific_humidity[0]), 2)
+    smcmax = lp[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
+    smc = np.minimum(np.repeat(st.smc, ncol, 0), smcmax)
+    state = ColumnState(np.repeat(st.stc, ncol, 0), smc, np.minimum(np.repeat(st.sh2o, ncol, 0), smc),
+                        np.repeat(st.surface, ncol, 0))
+    monthly = np.zeros((ncol, len(layout.MONTHLY), 12))
+    monthly[:, 0], monthly[:, 1], monthly[:, 2] = (case.shdfac_monthly, case.lai_monthly,
+                                                   case.albedo_monthly)
+    return forcing, calendar, monthly, lp, cp, state
+
+
+def _run(columns, cols, options, forcing=None, steps=slice(None)):
+    """Run the columns `cols` (in that order) in one kernel call; states, records, diagnostics."""
+    f, cal, mon, lp, cp, st = columns
+    f = (f if forcing is None else forcing)[steps][:, :, cols]
+    cal = Calendar(cal.month_prev[steps], cal.month_next[steps], cal.month_weight[steps])
+    state = ColumnState(st.stc[cols].copy(), st.smc[cols].copy(), st.sh2o[cols].copy(),
+                        st.surface[cols].copy())
+    diag = AnnualDiagnostics.empty(len(cols), lp.shape[1])
+    diag.water = np.zeros((len(cols), len(layout.WATER_BALANCE)))
+    rec = run_columns(f, cal, mon[cols], lp[cols], cp[cols], state, 10800.0, options,
+                      diagnostics=diag, record=True)
+    return state, rec, diag
+
+
+def _arrays(result, j):
+    """Every array of column j of a _run result."""
+    state, rec, diag = result
+    return ([state.stc[j], state.smc[j], state.sh2o[j], state.surface[j],
+             rec.stc[:, j], rec.smc[:, j], rec.sh2o[:, j], rec.out[:, j],
+             diag.tmin[j], diag.tmax[j], diag.tsum[j], diag.water[j]]
+            + [np.asarray(diag.thaw_depth_max[j]), np.asarray(diag.count[j])])
+
+
+def _same(a, b):
+    return all(x.tobytes() == y.tobytes() for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("exchange", ["yang08", "chen97", "myj"])
+def test_a_column_gives_the_same_bits_alone_and_in_any_block_or_lane(columns, exchange):
+    options = PhysicsOptions(surface_exchange=exchange).as_array()
+    ncol = columns[0].shape[2]
+    forward = list(range(ncol))
+    together = _run(columns, forward, options)
+    shuffled_order = list(np.random.default_rng(3).permutation(ncol))
+    shuffled = _run(columns, shuffled_order, options)
+    # the columns' states differ (the test would not see a lane mix-up otherwise)
+    assert len({together[0].stc[j].tobytes() for j in range(ncol)}) == ncol
+    for c in (0, 5, BLOCK - 1, BLOCK, 2 * BLOCK + 5):        # block edges and the short block
+        alone = _run(columns, [c], options)
+        assert _same(_arrays(together, c), _arrays(alone, 0)), c
+        assert _same(_arrays(together, c), _arrays(shuffled, shuffled_order.index(c))), c
+
+
+def test_cutting_a_run_into_calls_changes_nothing(columns):
+    """The state carries everything between kernel calls (blocks are rebuilt every call)."""
+    options = PhysicsOptions().as_array()
+    cols = list(range(BLOCK + 3))
+    nstep = columns[0].shape[0]
+    whole = _run(columns, cols, options)
+    f, cal, mon, lp, cp, st = columns
+    half = nstep // 2
+    first = _run(columns, cols, options, steps=slice(0, half))
+    mid = ColumnState(first[0].stc, first[0].smc, first[0].sh2o, first[0].surface)
+    second_cols = (f, cal, mon[cols], lp[cols], cp[cols], mid)
+    second = _run(second_cols, list(range(len(cols))), options,
+                  forcing=f[:, :, cols], steps=slice(half, None))
+    for name in ("stc", "smc", "sh2o", "surface"):
+        assert getattr(whole[0], name).tobytes() == getattr(second[0], name).tobytes(), name
+    assert whole[1].stc[half:].tobytes() == second[1].stc.tobytes()
+
+
+def test_a_failing_column_does_not_disturb_its_block(columns):
+    """A column whose forcing turns to NaN fails (KernelError names it and the step); the
+    other lanes of its block, computed with it, give the bits they give without it (the
+    kernel has updated every column's state in place when the error is raised)."""
+    options = PhysicsOptions().as_array()
+    f, cal, mon, lp, cp, st = columns
+    f = f.copy()
+    bad = 3
+    f[200, FI["air_temperature"], bad] = np.nan
+    cols = list(range(BLOCK))
+    state = ColumnState(st.stc[cols].copy(), st.smc[cols].copy(), st.sh2o[cols].copy(),
+                        st.surface[cols].copy())
+    with pytest.raises(KernelError) as err:
+        run_columns(f[:, :, cols], cal, mon[cols], lp[cols], cp[cols], state, 10800.0, options)
+    assert err.value.column == bad and err.value.step == 201
+    others = [c for c in cols if c != bad]
+    without = _run(columns, others, options, forcing=f)[0]
+    for j, c in enumerate(others):
+        assert _same([state.stc[c], state.smc[c], state.sh2o[c], state.surface[c]],
+                     [without.stc[j], without.smc[j], without.sh2o[j], without.surface[j]]), c
