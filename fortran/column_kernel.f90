@@ -11,8 +11,13 @@
 !> sum of soil temperature; maximum thaw depth; the water-balance sums) and, in
 !> record mode, every step's state and fluxes.
 !>
-!> Columns are independent; the loop over steps is innermost so that a column's
-!> state stays in cache.  No allocation happens inside the step loop.
+!> Columns are independent.  They are stepped in blocks of block_width lanes
+!> (the loop over steps inside the loop over blocks, so that a block's state
+!> stays in cache): the exchange coefficient of Yang et al. (2008), the soil
+!> water step and the soil heat step are solved for the block's lanes at once
+!> (vectorised across columns), the rest lane by lane (see run_columns).  Each
+!> lane's arithmetic is its column's own: a column gives the same bits alone or
+!> in any block.  No allocation happens inside the step loop.
 module nt_column_kernel
   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
   use nt_kinds, only: dp

@@ -9,16 +9,19 @@
 !>   canopy resistance -> snow-free (NOPAC) or snow (SNOPAC) branch: water then
 !>   heat -> post-processing.
 !>
-!> The step is split around the soil heat solve so that the driver can solve
-!> the heat equation of a block of columns at once (nt_column_kernel):
-!> land_surface_step does everything up to and including the soil water step
-!> and the snowpack, and returns the linearised top boundary of the heat solve
-!> in a heat_request; the driver then calls the soil heat step
-!> (nt_soil_heat) and finish_step, which does what depends on the new soil
-!> temperatures (the snow-free skin temperature, ground and sensible heat
-!> fluxes).  Nothing computed after the heat solve in SFLX feeds back into it
-!> (snow compaction uses the start-of-step soil temperature), so the order
-!> of operations of every quantity is the specification's.
+!> The step is split around its two soil solves so that the driver can solve
+!> the soil water and heat equations of a block of columns at once
+!> (nt_column_kernel): land_surface_step does everything up to the soil water
+!> step and leaves that step's inputs in a step_work; the driver solves the
+!> water step (nt_soil_water::smflx_block); step_after_water does the rest of
+!> NOPAC/SNOPAC (including snow compaction) and SFLX's post-processing and
+!> returns the linearised top boundary of the heat solve in a heat_request; the
+!> driver solves the heat step (nt_soil_heat::shflx_block); finish_step does
+!> what depends on the new soil temperatures (the snow-free skin temperature,
+!> ground and sensible heat fluxes).  Nothing computed after a solve in SFLX
+!> feeds back into it (snow compaction uses the start-of-step soil
+!> temperature), so the order of operations of every quantity is the
+!> specification's.
 !>
 !> Legacy quirks.  The legacy code routes soil parameters through argument
 !> aliasing so that some terms use the class of the namelist Soil_type_index

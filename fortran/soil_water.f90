@@ -1,4 +1,4 @@
-!> Soil water and canopy water for one soil column.
+!> Soil water and canopy water for a block of soil columns.
 !>
 !> Liquid-water diffusion-gravity equation on the soil layers, implicit in the
 !> liquid content with explicit diffusivity/conductivity (Kalnay & Kanamitsu
@@ -16,7 +16,12 @@
 !> water_prepare; the SRT system of spec 8.4 is solved
 !> with each row k multiplied by Delta z_k / DT (the same linear equations;
 !> see srt), so that the assembly needs no division and the matrix is
-!> symmetric (nt_tridiagonal::tridiag_solve_sym).
+!> symmetric (nt_tridiagonal::tridiag_solve_sym).  The columns of a block
+!> (nt_column_kernel) are solved together, lane index first and loops over
+!> lanes inside every loop over layers, so that the compiler vectorises
+!> across columns; the exponentials and logarithms of the hydraulic functions
+!> of all layers of all lanes come from nt_elementary's array routines.  Each
+!> lane's arithmetic is exactly that of a single column.
 module nt_soil_water
   use nt_kinds, only: dp
   use nt_tridiagonal, only: tridiag_solve_sym
