@@ -134,3 +134,15 @@ subroutine nt_log_array(n, x, y)
   real(c_double), intent(out) :: y(n)
   call log_array(int(n), x, y)
 end subroutine nt_log_array
+
+!> y = log(x) elementwise by nt_elementary::log_array_positive (positive normal x only),
+!> for tests.
+subroutine nt_log_array_positive(n, x, y)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_elementary, only: log_array_positive
+  implicit none
+  integer(c_int), intent(in) :: n
+  real(c_double), intent(in) :: x(n)
+  real(c_double), intent(out) :: y(n)
+  call log_array_positive(int(n), x, y)
+end subroutine nt_log_array_positive

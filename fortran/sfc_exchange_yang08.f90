@@ -8,7 +8,7 @@
 !> Specification: spec/physics.md section 2.3 (and trap 16 of section 13).
 module nt_sfc_exchange_yang08
   use nt_kinds, only: dp
-  use nt_elementary, only: exp_array, log_array
+  use nt_elementary, only: exp_array, log_array_positive
   implicit none
   private
 
@@ -113,7 +113,7 @@ contains
       arg(nb + c) = zm(c)/z0m(c)
       arg(2*nb + c) = zh(c)/z0m(c)
     end do
-    call log_array(3*nb, arg, lg)
+    call log_array_positive(3*nb, arg, lg)
     do c = 1, nb
       arg(c) = rddcp*lg(c)
     end do
@@ -128,7 +128,7 @@ contains
       ustar(c) = c_u(c)*u(c)
       arg(c) = theta_a(c)/t_ref_nu
     end do
-    call log_array(nb, arg, lg)
+    call log_array_positive(nb, arg, lg)
     do c = 1, nb
       arg(c) = 1.754_dp*lg(c)
     end do
@@ -148,7 +148,7 @@ contains
         z0h(c) = min(zh(c)/10.0_dp, max(z0h(c), 1.0e-10_dp))
         arg(c) = zh(c)/z0h(c)
       end do
-      call log_array(nb, arg, log_h)
+      call log_array_positive(nb, arg, log_h)
 
       ! --- Monin-Obukhov length from the bulk Richardson number ---
       ! the logarithms of the unstable-case fit, ln(-d), ln(ln(zm/z0m)), ln(ln(zh/z0h)),
@@ -162,7 +162,7 @@ contains
           arg(nb + c) = log_m(c)
           arg(2*nb + c) = log_h(c)
         end do
-        call log_array(3*nb, arg, lg)
+        call log_array_positive(3*nb, arg, lg)
       end if
       do c = 1, nb
         rib = rib_raw(c)
@@ -224,7 +224,7 @@ contains
           arg(nb + c) = (1.0_dp + x2(c)**2)/(1.0_dp + x1(c)**2)
           arg(2*nb + c) = (1.0_dp + y2)/(1.0_dp + y1)
         end do
-        call log_array(3*nb, arg, lg)
+        call log_array_positive(3*nb, arg, lg)
       end if
       do c = 1, nb
         if (obukhov_l(c) < 0.0_dp) then

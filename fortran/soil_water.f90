@@ -25,7 +25,7 @@
 module nt_soil_water
   use nt_kinds, only: dp
   use nt_tridiagonal, only: tridiag_solve_sym
-  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array
+  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array_positive
   implicit none
   private
 
@@ -343,7 +343,7 @@ contains
           arg_d(c, k) = max(factr_min, (sh2oa(c, k) + sice(c, k))*wb%rsmcmax(c, k))   ! FACTR
         end do
       end do
-      call log_array(nb*n, arg_d, log_factr)
+      call log_array_positive(nb*n, arg_d, log_factr)
       do k = 1, n
         do c = 1, nb
           arg_d(c, k) = wb%expo_d(c, k)*log_factr(c, k) + wb%imp_d(c, k)*sice(c, k)

@@ -12,7 +12,7 @@
 module nt_supercooled_water
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf
-  use nt_elementary, only: flog, fpow, log_array
+  use nt_elementary, only: flog, fpow, log_array_positive
   implicit none
   private
 
@@ -86,7 +86,7 @@ contains
   !> for every layer still iterating, and the converged layers are then dropped
   !> from the list.  The layers still iterating are kept packed (their data
   !> contiguous), so that an iteration is a loop the compiler vectorises, its
-  !> logarithms (two per layer) computed together by nt_elementary::log_array.
+  !> logarithms (two per layer) computed together by nt_elementary::log_array_positive.
   !> The layers may be those of several columns (the soil heat step of a block
   !> passes all layers of all its lanes).
   !>   n      : number of layers (in)
@@ -136,7 +136,7 @@ contains
       swl(i) = max(min(smc(k) - sh2o(k), swl_max(i)), 0.0_dp)
       arg(i) = -(tkelv(k) - tfreez)/tkelv(k)
     end do
-    call log_array(m, arg, lg)
+    call log_array_positive(m, arg, lg)
     do i = 1, m
       log_const(i) = log_a(idx(i)) - lg(i)
     end do
@@ -148,7 +148,7 @@ contains
         arg(i) = 1.0_dp + ck*swl(i)
         arg(m + i) = smc_i(i) - swl(i)
       end do
-      call log_array(2*m, arg, lg)
+      call log_array_positive(2*m, arg, lg)
       do i = 1, m
         u = arg(i)
         v = arg(m + i)

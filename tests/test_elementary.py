@@ -341,3 +341,27 @@ def test_cross_isa_comparison_detects_fma_contraction(cross_isa):
     differ = np.count_nonzero(base != fused)
     print(f"\n-ffp-contract=fast on x86-64-v3: {differ} of {base.size} results differ from baseline")
     assert differ > 0
+
+
+def test_log_array_positive_gives_log_arrays_bits_on_positive_normal_values():
+    """log_array_positive (the kernel's logarithm where arguments are known to be positive
+    and normal) leaves out only the special-value handling: the same bits as log_array,
+    in every processor variant of the kernel this machine runs."""
+    import importlib
+    from noahtibet import _dispatch
+    rng = np.random.default_rng(11)
+    tiny = np.finfo(np.float64).tiny
+    x = np.concatenate([
+        np.exp(rng.uniform(np.log(tiny), np.log(1.7e308), 400_000)),   # every binade
+        1.0 + rng.uniform(-0.3, 0.3, 200_000),                       # near 1 (f small)
+        np.sqrt(0.5) * (1.0 + rng.uniform(-1e-6, 1e-6, 50_000)),     # near the m split
+        [tiny, np.nextafter(tiny, 1.0), 1.0, np.nextafter(1.0, 2.0), np.nextafter(1.0, 0.0),
+         2.0, 0.5, np.finfo(np.float64).max, 0.01, 3.7e-6],
+    ])
+    reference = K.nt_log_array(x)
+    variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
+    assert "baseline" in variants
+    for variant in variants:
+        mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
+        lean = mod.nt_log_array_positive(np.ascontiguousarray(x))
+        assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
