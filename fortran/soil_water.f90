@@ -320,6 +320,7 @@ contains
     real(dp) :: log_factr(wb%nlanes, wb%nsoil), arg_d(wb%nlanes, wb%nsoil), arg_k(wb%nlanes, wb%nsoil)
     real(dp) :: flux(wb%nlanes, 0:wb%nsoil)                           ! Q_k [m s-1]
     real(dp) :: pddum(wb%nlanes)                                      ! infiltration [m s-1]
+    real(dp) :: kdt_arg(wb%nlanes), exp_kdt(wb%nlanes)                ! -KDT DT1, its exponential
     real(dp) :: dt1, smcav, dmax, dd, val, ddt, px, infmax, acrt, sumf, fcr, rdt
     integer  :: nb, n, c, k
 
@@ -363,6 +364,10 @@ contains
     ! ---- infiltration (spec 8.3), lanes with water reaching the soil ----
     dt1 = dt/sec_per_day
     do c = 1, nb
+      kdt_arg(c) = -wb%kdt(c)*dt1
+    end do
+    call exp_array(nb, kdt_arg, exp_kdt)                  ! exp(-KDT DT1) of every lane
+    do c = 1, nb
       pddum(c) = pcpdrp(c)
       runoff1(c) = 0.0_dp
       if (pcpdrp(c) /= 0.0_dp) then
@@ -373,7 +378,7 @@ contains
           dmax = wb%dz(c, k)*smcav*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k))/smcav)
           dd = dd + dmax
         end do
-        val = 1.0_dp - fexp(-wb%kdt(c)*dt1)
+        val = 1.0_dp - exp_kdt(c)
         ddt = dd*val
         px = pcpdrp(c)*dt
         if (px < 0.0_dp) px = 0.0_dp

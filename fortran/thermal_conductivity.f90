@@ -16,7 +16,7 @@
 !> The Kersten number log10(Sr)+1 (Sr > 0.1, else 0) is not clamped to <= 1.
 module nt_thermal_conductivity
   use nt_kinds, only: dp
-  use nt_elementary, only: fexp, flog, fpow, exp_array
+  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array_positive
   implicit none
   private
 
@@ -113,7 +113,7 @@ contains
     real(dp), intent(in)  :: smc(n), smcmax(n), rsmcmax(n), sh2o(n)
     real(dp), intent(in)  :: kappa_unfrozen(n), kappa_frozen(n), solid_term(n), thkdry(n)
     real(dp), intent(out) :: df(n)
-    real(dp) :: thksat(n), arg(n)
+    real(dp) :: thksat(n), arg(n), sr(n), log_sr(n)
     integer  :: k
     ! lambda_sat of every layer first (saturated_conductivity): the exponents,
     ! then their exponentials in one vectorised call
@@ -124,9 +124,16 @@ contains
     do k = 1, n
       thksat(k) = solid_term(k)*thksat(k)
     end do
+    ! ln(Sr) of every layer in one vectorised call (Sr >= 0.02/smcmax > 0), for the
+    ! Kersten number of the unfrozen layers
     do k = 1, n
-      df(k) = conductivity_from_saturated(option, smc(k)*rsmcmax(k), smc(k), sh2o(k), tc_class(k), &
-                                          kappa_unfrozen(k), kappa_frozen(k), thksat(k), thkdry(k))
+      sr(k) = smc(k)*rsmcmax(k)
+    end do
+    call log_array_positive(n, sr, log_sr)
+    do k = 1, n
+      df(k) = conductivity_from_saturated(option, sr(k), smc(k), sh2o(k), tc_class(k),          &
+                                          kappa_unfrozen(k), kappa_frozen(k), thksat(k), thkdry(k), &
+                                          log_sr(k))
     end do
   end subroutine tc_layers
 
@@ -156,10 +163,13 @@ contains
   !>   option, smc, sh2o, tc_class, kappa_unfrozen, kappa_frozen, thkdry : as tc_from_static_terms (in)
   !>   sr     : Sr = smc/smcmax (in)
   !>   thksat : lambda_sat (in)
+  !>   log_sr : ln(Sr), if the caller has it (tc_layers: all layers in one vectorised
+  !>            call); otherwise computed here where needed (in, optional)
   elemental function conductivity_from_saturated(option, sr, smc, sh2o, tc_class, kappa_unfrozen, &
-                                                 kappa_frozen, thksat, thkdry) result(df)
+                                                 kappa_frozen, thksat, thkdry, log_sr) result(df)
     integer,  intent(in) :: option, tc_class
     real(dp), intent(in) :: sr, smc, sh2o, kappa_unfrozen, kappa_frozen, thksat, thkdry
+    real(dp), intent(in), optional :: log_sr
     real(dp) :: df
     real(dp) :: ake, kappa
     logical  :: frozen
@@ -177,7 +187,11 @@ contains
       ! Johansen Kersten number (no clamp to <= 1)
       ake = sr
     else if (sr > 0.1_dp) then
-      ake = flog(sr)*inv_ln10 + 1.0_dp
+      if (present(log_sr)) then
+        ake = log_sr*inv_ln10 + 1.0_dp
+      else
+        ake = flog(sr)*inv_ln10 + 1.0_dp
+      end if
     else
       ake = 0.0_dp
     end if
