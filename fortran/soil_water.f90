@@ -15,7 +15,7 @@
 !> exponents of the hydraulic functions) is computed once per column by
 !> water_prepare; the SRT system of spec 8.4 is solved
 !> with each row k multiplied by Delta z_k / DT (the same linear equations;
-!> see srt), so that the assembly needs no division and the matrix is
+!> see srt_block), so that the assembly needs no division and the matrix is
 !> symmetric (nt_tridiagonal::tridiag_solve_sym).  The columns of a block
 !> (nt_column_kernel) are solved together, lane index first and loops over
 !> lanes inside every loop over layers, so that the compiler vectorises
@@ -429,7 +429,7 @@ contains
   !> Implicit update of the liquid water with porosity cap (excess passed
   !> down), 0.02 floor and fixed ice (legacy SSTEP without the canopy part,
   !> spec 8.4).
-  !>   diag, cond, rhs : the scaled system from srt (in)
+  !>   diag, cond, rhs : the scaled system from srt_block (in)
   !>   sh2o_in  : liquid water at the start of the step (in)
   !>   sh2o_out : new liquid water (out); smc : new total moisture (out)
   !>   wplus    : excess leaving the bottom layer [m] (out)
