@@ -29,6 +29,7 @@
 !>              2 (1 + |y ln x|) ulp (e.g. 150 ulp at |y ln x| = 100).
 !>   exp_array(n, x, y), log_array(n, x, y): y(1:n) = fexp/flog(x(1:n)).
 !>   log_array_positive(n, x, y): log_array for positive normal finite x only.
+!>   exp_array_inrange(n, x, y): exp_array for -708 <= x <= 709.78 only.
 !>
 !> Selections are integer bit masks (pick, neg_mask, nan_mask), not MERGE on
 !> reals: gfortran 12 turns MERGE into a conditional, sinks the computation of
@@ -53,7 +54,7 @@ module nt_elementary
   implicit none
   private
 
-  public :: fexp, flog, fpow, exp_array, log_array, log_array_positive
+  public :: fexp, flog, fpow, exp_array, exp_array_inrange, log_array, log_array_positive
 
   ! --- IEEE-754 binary64 bit patterns ------------------------------------------
   real(dp), parameter :: pinf = transfer(int(z'7FF0000000000000', int64), 1.0_dp)   !< +Inf
@@ -185,6 +186,23 @@ contains
       y(i) = e_y
     end do
   end subroutine exp_array
+
+  !> y(i) = fexp(x(i)), i = 1..n, for arguments known to lie in fexp's domain
+  !> -708 <= x <= 709.78 (no NaN): the same bits as exp_array on such arguments,
+  !> without the clamp and the out-of-domain handling.  Other arguments give
+  !> unspecified values (no trap).
+  pure subroutine exp_array_inrange(n, x, y)
+    integer, intent(in) :: n
+    real(dp), intent(in) :: x(n)
+    real(dp), intent(out) :: y(n)
+    real(dp) :: xr, e_y
+    integer :: i
+    do i = 1, n
+      xr = x(i)
+      include 'elementary_exp_core.inc'
+      y(i) = e_y
+    end do
+  end subroutine exp_array_inrange
 
   !> y(i) = flog(x(i)), i = 1..n: a loop that vectorises (the body is in the loop,
   !> not a call).  For loops in other modules, on whole layer or lane arrays.

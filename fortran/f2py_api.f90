@@ -146,3 +146,15 @@ subroutine nt_log_array_positive(n, x, y)
   real(c_double), intent(out) :: y(n)
   call log_array_positive(int(n), x, y)
 end subroutine nt_log_array_positive
+
+!> y = exp(x) elementwise by nt_elementary::exp_array_inrange (-708 <= x <= 709.78 only),
+!> for tests.
+subroutine nt_exp_array_inrange(n, x, y)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_elementary, only: exp_array_inrange
+  implicit none
+  integer(c_int), intent(in) :: n
+  real(c_double), intent(in) :: x(n)
+  real(c_double), intent(out) :: y(n)
+  call exp_array_inrange(int(n), x, y)
+end subroutine nt_exp_array_inrange

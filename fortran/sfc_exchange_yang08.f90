@@ -8,7 +8,7 @@
 !> Specification: spec/physics.md section 2.3 (and trap 16 of section 13).
 module nt_sfc_exchange_yang08
   use nt_kinds, only: dp
-  use nt_elementary, only: exp_array, log_array_positive
+  use nt_elementary, only: exp_array_inrange, log_array_positive
   implicit none
   private
 
@@ -117,7 +117,7 @@ contains
     do c = 1, nb
       arg(c) = rddcp*lg(c)
     end do
-    call exp_array(nb, arg, theta_a)                      ! (psfc/(psfc - rho g zh))**(R/cp)
+    call exp_array_inrange(nb, arg, theta_a)                      ! (psfc/(psfc - rho g zh))**(R/cp)
     do c = 1, nb
       theta_a(c) = tair(c)*theta_a(c)
       theta_s(c) = tsfc(c)
@@ -132,7 +132,7 @@ contains
     do c = 1, nb
       arg(c) = 1.754_dp*lg(c)
     end do
-    call exp_array(nb, arg, nu)                           ! (theta_a/T_ref)**1.754
+    call exp_array_inrange(nb, arg, nu)                           ! (theta_a/T_ref)**1.754
     do c = 1, nb
       nu(c) = 1.328e-5_dp*(p0/psfc(c))*nu(c)
     end do
@@ -142,7 +142,7 @@ contains
       do c = 1, nb
         arg(c) = -z0h_beta(c)*sqrt(ustar(c))*sqrt(sqrt(abs(tstar(c))))
       end do
-      call exp_array(nb, arg, z0h)
+      call exp_array_inrange(nb, arg, z0h)
       do c = 1, nb
         z0h(c) = 70.0_dp*nu(c)/ustar(c)*z0h(c)
         z0h(c) = min(zh(c)/10.0_dp, max(z0h(c), 1.0e-10_dp))

@@ -25,7 +25,7 @@
 module nt_soil_water
   use nt_kinds, only: dp
   use nt_tridiagonal, only: tridiag_solve_sym
-  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array_positive
+  use nt_elementary, only: fexp, flog, fpow, exp_array_inrange, log_array_positive
   implicit none
   private
 
@@ -156,7 +156,9 @@ contains
   !>   wdf  = dwsat exp((b+2) ln FACTR - E_D ln10 sice),
   !>   wcnd = dksat exp((2b+3) ln FACTR - E_K ln10 sice)
   !> (equal in exact arithmetic to the formulas of spec 8.5, a few ulp apart in
-  !> floating point; with sice = 0 the impedance term adds exactly 0).
+  !> floating point; with sice = 0 the impedance term adds exactly 0).  Exponents
+  !> below -708 count as -708 (exp ~ 3e-308 instead of 0; realistic ones are
+  !> above -200), as in srt_block.
   !>   theta_tot, dksat, dwsat, sice, wdf, wcnd : as wdfcnd_ice_impedance
   !>   rsmcmax        : 1/smcmax (in)
   !>   expo_d, expo_k : b + 2 and 2b + 3 (in)
@@ -167,8 +169,8 @@ contains
     real(dp), intent(out) :: wdf, wcnd
     real(dp) :: log_factr
     log_factr = flog(max(factr_min, theta_tot*rsmcmax))
-    wdf = dwsat*fexp(expo_d*log_factr + imp_d*sice)
-    wcnd = dksat*fexp(expo_k*log_factr + imp_k*sice)
+    wdf = dwsat*fexp(max(expo_d*log_factr + imp_d*sice, -708.0_dp))
+    wcnd = dksat*fexp(max(expo_k*log_factr + imp_k*sice, -708.0_dp))
   end subroutine wdfcnd_ice_impedance_prepared
 
   !> (Re)allocate a water_block for nlanes lanes of nsoil layers (only if the
@@ -347,12 +349,15 @@ contains
       call log_array_positive(nb*n, arg_d, log_factr)
       do k = 1, n
         do c = 1, nb
-          arg_d(c, k) = wb%expo_d(c, k)*log_factr(c, k) + wb%imp_d(c, k)*sice(c, k)
-          arg_k(c, k) = wb%expo_k(c, k)*log_factr(c, k) + wb%imp_k(c, k)*sice(c, k)
+          ! (kept in exp_array_inrange's domain: below -708 the exponential is
+          ! taken as exp(-708) ~ 3e-308 instead of 0; realistic exponents are
+          ! above -200)
+          arg_d(c, k) = max(wb%expo_d(c, k)*log_factr(c, k) + wb%imp_d(c, k)*sice(c, k), -708.0_dp)
+          arg_k(c, k) = max(wb%expo_k(c, k)*log_factr(c, k) + wb%imp_k(c, k)*sice(c, k), -708.0_dp)
         end do
       end do
-      call exp_array(nb*n, arg_d, wdf)
-      call exp_array(nb*n, arg_k, wcnd)
+      call exp_array_inrange(nb*n, arg_d, wdf)
+      call exp_array_inrange(nb*n, arg_k, wcnd)
       do k = 1, n
         do c = 1, nb
           wdf(c, k) = wb%dwsat(c, k)*wdf(c, k)
@@ -366,7 +371,7 @@ contains
     do c = 1, nb
       kdt_arg(c) = -wb%kdt(c)*dt1
     end do
-    call exp_array(nb, kdt_arg, exp_kdt)                  ! exp(-KDT DT1) of every lane
+    call exp_array_inrange(nb, kdt_arg, exp_kdt)          ! exp(-KDT DT1) of every lane
     do c = 1, nb
       pddum(c) = pcpdrp(c)
       runoff1(c) = 0.0_dp

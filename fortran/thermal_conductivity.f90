@@ -16,7 +16,7 @@
 !> The Kersten number log10(Sr)+1 (Sr > 0.1, else 0) is not clamped to <= 1.
 module nt_thermal_conductivity
   use nt_kinds, only: dp
-  use nt_elementary, only: fexp, flog, fpow, exp_array, log_array_positive
+  use nt_elementary, only: fexp, flog, fpow, exp_array_inrange, log_array_positive
   implicit none
   private
 
@@ -120,7 +120,7 @@ contains
     do k = 1, n
       arg(k) = saturated_conductivity_exponent(smc(k), smcmax(k), sh2o(k))
     end do
-    call exp_array(n, arg, thksat)
+    call exp_array_inrange(n, arg, thksat)     ! exponents in [-0.6, 0.8]
     do k = 1, n
       thksat(k) = solid_term(k)*thksat(k)
     end do

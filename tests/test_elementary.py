@@ -365,3 +365,25 @@ def test_log_array_positive_gives_log_arrays_bits_on_positive_normal_values():
         mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
         lean = mod.nt_log_array_positive(np.ascontiguousarray(x))
         assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
+
+
+def test_exp_array_inrange_gives_exp_arrays_bits_inside_the_domain():
+    """exp_array_inrange (the kernel's exponential where arguments are known to lie in
+    -708..709.78) leaves out only the clamp and the out-of-domain handling: the same bits
+    as exp_array there, in every processor variant of the kernel this machine runs."""
+    import importlib
+    from noahtibet import _dispatch
+    rng = np.random.default_rng(12)
+    x = np.concatenate([
+        rng.uniform(-708.0, 709.78, 400_000),
+        rng.uniform(-1.0, 1.0, 200_000),
+        rng.normal(0.0, 1e-8, 50_000),
+        [-708.0, 709.78, 0.0, -0.0, np.log(2.0) / 2, -np.log(2.0) / 2, 1e-300, -1e-300],
+    ])
+    reference = K.nt_exp_array(x)
+    variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
+    assert "baseline" in variants
+    for variant in variants:
+        mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
+        lean = mod.nt_exp_array_inrange(np.ascontiguousarray(x))
+        assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
