@@ -127,7 +127,8 @@ contains
     real(dp), dimension(block_width) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, ch, cm, &
                                         q1, snotime1, ribb
     real(dp) :: wind, t1v, th2v, es, czil, w, lwdown
-    ! the block's Yang et al. (2008) exchange coefficients: inputs and outputs
+    ! the block's Yang et al. (2008) exchange coefficients: inputs (heights and
+    ! beta set with the block) and outputs
     real(dp), dimension(block_width) :: yz0, yzm, yzh, ywind, yt1, ytair, yq2, ypsfc, ybeta, &
                                         ych, yribb
     integer :: ystatus(block_width)
@@ -191,6 +192,9 @@ contains
         call heat_block_set_lane(hb, l, p(l)%heat)
         call water_block_set_lane(wb, l, p(l)%water)
         tbot(l) = p(l)%tbot
+        yzm(l) = p(l)%zlvl_wind
+        yzh(l) = p(l)%zlvl
+        ybeta(l) = p(l)%z0h_beta
         t(:, l) = stc(:, icol)
         sm(:, l) = smc(:, icol)
         sl(:, l) = sh2o(:, icol)
@@ -273,13 +277,10 @@ contains
           ! (all nb lanes are computed; a failed lane's results are not used)
           do l = 1, nb
             yz0(l) = z0(l)
-            yzm(l) = p(l)%zlvl_wind
-            yzh(l) = p(l)%zlvl
             yt1(l) = t1(l)
             ytair(l) = f(l)%sfctmp
             yq2(l) = f(l)%q2
             ypsfc(l) = f(l)%sfcprs
-            ybeta(l) = p(l)%z0h_beta
           end do
           call sfcdif_yang08_block(nb, yz0, yzm, yzh, ywind, yt1, ytair, yq2, ypsfc, ybeta, &
                                    ych, yribb, ystatus)
@@ -334,7 +335,6 @@ contains
           wk(l)%runoff1 = wrun1(l)
           wk(l)%runoff2 = wrun2(l)
           wk(l)%runoff3 = wrun3(l)
-          wk(l)%drip = wdrip(l)
           wk(l)%created = wcreated(l)
           call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), t(:, l), sm(:, l), sl(:, l), &
                                 t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))

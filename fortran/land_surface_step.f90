@@ -139,7 +139,7 @@ module nt_land_surface_step
   !> of it (names and units as in land_surface_step).
   type :: step_work
     logical :: snow_free = .true.   !< NOPAC (no snow on the ground at the step's start)
-    real(dp) :: shdfac = 0, sncovr = 0, sncond = 1, sndens = 0, ssoil = 0, df1 = 0
+    real(dp) :: shdfac = 0, sncovr = 0, sndens = 0, ssoil = 0, df1 = 0
     real(dp) :: fdown = 0, t24 = 0, etp = 0, rch = 1, epsca = 0, rr = 1, t2v = 1
     real(dp) :: edir = 0, ec = 0, ett = 0, esnow = 0, snow_created = 0
     real(dp) :: etns = 0, esnow2 = 0, esd = 0, dew = 0, eta1 = 0, ett1 = 0
@@ -147,9 +147,9 @@ module nt_land_surface_step
     !> direct soil and canopy evaporation [m s-1]
     real(dp) :: prcp1 = 0, edir1 = 0, ec1 = 0
     real(dp), allocatable :: et1(:)  !< transpiration per layer [m s-1]
-    !> outputs of the soil water step: runoff [m s-1], bottom excess and drip
-    !> [m], water created by its clamps [m]
-    real(dp) :: runoff1 = 0, runoff2 = 0, runoff3 = 0, drip = 0, created = 0
+    !> outputs of the soil water step: runoff [m s-1], bottom excess [m], water
+    !> created by its clamps [m]
+    real(dp) :: runoff1 = 0, runoff2 = 0, runoff3 = 0, created = 0
   end type step_work
 
   !> Fluxes and diagnostics of one step.
@@ -468,12 +468,6 @@ contains
     edir = 0.0_dp
     ec = 0.0_dp
     ett = 0.0_dp
-    if (.not. allocated(w%et1)) then
-      allocate(w%et1(n))
-    else if (size(w%et1) /= n) then
-      deallocate(w%et1)
-      allocate(w%et1(n))
-    end if
     w%snow_free = sneqv == 0.0_dp
     if (w%snow_free) then
       call nopac_to_water()
@@ -484,7 +478,6 @@ contains
     ! what the rest of the step needs (step_after_water)
     w%shdfac = shdfac
     w%sncovr = sncovr
-    w%sncond = sncond
     w%sndens = sndens
     w%ssoil = ssoil
     w%df1 = df1
@@ -672,13 +665,12 @@ contains
     type(step_work), intent(in) :: w
     type(heat_request), intent(out) :: h
 
-    real(dp) :: shdfac, sncovr, sncond, sndens, ssoil, df1, fdown, t24, etp, rch, epsca, rr, t2v
+    real(dp) :: shdfac, sncovr, sndens, ssoil, df1, fdown, t24, etp, rch, epsca, rr, t2v
     real(dp) :: eta_kin, eta, edir, ec, ett, esnow, lvh_eff
     real(dp) :: snow_created, soil_created
 
     shdfac = w%shdfac
     sncovr = w%sncovr
-    sncond = w%sncond
     sndens = w%sndens
     ssoil = w%ssoil
     df1 = w%df1
@@ -790,7 +782,6 @@ contains
         esd = 0.0_dp
         snowh = 0.0_dp
         sndens = 0.0_dp
-        sncond = 1.0_dp
         sncovr = 0.0_dp
       end if
       sneqv = esd
