@@ -343,12 +343,23 @@ def test_cross_isa_comparison_detects_fma_contraction(cross_isa):
     assert differ > 0
 
 
+def _lean_variant_equals(entry: str, x: np.ndarray, reference: np.ndarray) -> None:
+    """The f2py entry point ``entry`` of every processor variant of the kernel this machine
+    runs gives ``reference``'s bits on ``x``."""
+    import importlib
+    from noahtibet import _dispatch
+    variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
+    assert "baseline" in variants
+    for variant in variants:
+        mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
+        lean = getattr(mod, entry)(np.ascontiguousarray(x))
+        assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
+
+
 def test_log_array_positive_gives_log_arrays_bits_on_positive_normal_values():
     """log_array_positive (the kernel's logarithm where arguments are known to be positive
     and normal) leaves out only the special-value handling: the same bits as log_array,
     in every processor variant of the kernel this machine runs."""
-    import importlib
-    from noahtibet import _dispatch
     rng = np.random.default_rng(11)
     tiny = np.finfo(np.float64).tiny
     x = np.concatenate([
@@ -358,21 +369,13 @@ def test_log_array_positive_gives_log_arrays_bits_on_positive_normal_values():
         [tiny, np.nextafter(tiny, 1.0), 1.0, np.nextafter(1.0, 2.0), np.nextafter(1.0, 0.0),
          2.0, 0.5, np.finfo(np.float64).max, 0.01, 3.7e-6],
     ])
-    reference = K.nt_log_array(x)
-    variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
-    assert "baseline" in variants
-    for variant in variants:
-        mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
-        lean = mod.nt_log_array_positive(np.ascontiguousarray(x))
-        assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
+    _lean_variant_equals("nt_log_array_positive", x, K.nt_log_array(x))
 
 
 def test_exp_array_inrange_gives_exp_arrays_bits_inside_the_domain():
     """exp_array_inrange (the kernel's exponential where arguments are known to lie in
     -708..709.78) leaves out only the clamp and the out-of-domain handling: the same bits
     as exp_array there, in every processor variant of the kernel this machine runs."""
-    import importlib
-    from noahtibet import _dispatch
     rng = np.random.default_rng(12)
     x = np.concatenate([
         rng.uniform(-708.0, 709.78, 400_000),
@@ -380,10 +383,4 @@ def test_exp_array_inrange_gives_exp_arrays_bits_inside_the_domain():
         rng.normal(0.0, 1e-8, 50_000),
         [-708.0, 709.78, 0.0, -0.0, np.log(2.0) / 2, -np.log(2.0) / 2, 1e-300, -1e-300],
     ])
-    reference = K.nt_exp_array(x)
-    variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
-    assert "baseline" in variants
-    for variant in variants:
-        mod = importlib.import_module(f"noahtibet.{_dispatch.MODULES[variant]}")
-        lean = mod.nt_exp_array_inrange(np.ascontiguousarray(x))
-        assert lean.view(np.int64).tobytes() == reference.view(np.int64).tobytes(), variant
+    _lean_variant_equals("nt_exp_array_inrange", x, K.nt_exp_array(x))
