@@ -35,7 +35,8 @@
 !> reals: gfortran 12 turns MERGE into a conditional, sinks the computation of
 !> the value that only one side uses into that side, and, as floating-point
 !> operations may trap (-ftrapping-math, the default), can then not if-convert
-!> the loop: it does not vectorise (it does with -fno-trapping-math).  Logical
+!> the loop: it does not vectorise (it does with -fno-trapping-math, which the
+!> meson build now sets; the masks keep these routines independent of it).  Logical
 !> -> int64 masks (MERGE(-1, 0, a < b)) do not vectorise with SSE2 either (no
 !> V2DF-compare -> V2DI select), hence masks from sign bits of differences.
 !>

@@ -33,6 +33,7 @@
 !> vectorise loops calling exp/log with glibc's libmvec, whose results differ
 !> from the scalar libm and between glibc versions.)
 module nt_soil_heat
+  use, intrinsic :: iso_fortran_env, only: int64
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf, rhowater
   use nt_tridiagonal, only: tridiag_solve_sym
@@ -172,6 +173,15 @@ contains
       end if
     end if
   end function layer_average_temperature
+
+  !> The freezing test of spec 7.1: phase change is computed for a layer with
+  !> ice, or with its temperature or an interface temperature below T0.
+  !>   smc, sh2o : total and liquid moisture [m3 m-3] (in)
+  !>   tup, tm, tdn : upper interface, layer and lower interface temperature [K] (in)
+  elemental logical function needs_phase_change(smc, sh2o, tup, tm, tdn)
+    real(dp), intent(in) :: smc, sh2o, tup, tm, tdn
+    needs_phase_change = (smc - sh2o > 0.0_dp) .or. (min(tup, tm, tdn) < tfreez)
+  end function needs_phase_change
 
   !> The limits of SNKSRC (spec 7.5) on the new liquid water X:
   !>   if X < SH2O and X < FREE:  X = SH2O if FREE > SH2O else FREE   (freezing)
@@ -436,10 +446,15 @@ contains
     real(dp) :: lambda(hb%nlanes, hb%nsoil)
     real(dp) :: tavg(hb%nlanes, hb%nsoil)    ! layer-average temperature TMPAVG [K]
     real(dp) :: free(hb%nlanes, hb%nsoil)    ! equilibrium liquid water FRH2O [m3 m-3]
-    logical  :: need(hb%nlanes, hb%nsoil)    ! the layer meets the freezing test of spec 7.1
+    ! 1 where the layer meets the freezing test of spec 7.1, else 0 (an integer
+    ! of the width of a double, not a LOGICAL, so that the loops vectorise)
+    integer(int64) :: need(hb%nlanes, hb%nsoil)
     real(dp) :: g0(hb%nlanes)  ! G_0, surface conductance [W m-2 K-1]
     real(dp) :: rdt            ! 1/DT [s-1]
     real(dp) :: xh2o           ! new liquid water [m3 m-3]
+    real(dp) :: qnew           ! QTOT_k + TSNSR_k with that water [W m-2]
+    real(dp) :: tlo, thi       ! lowest and highest of a layer's three TMPAVG temperatures [K]
+    integer(int64) :: nmixed   ! number of layers with T0 between tlo and thi
     integer  :: nb, n, c, k
 
     nb = hb%nlanes
@@ -484,30 +499,51 @@ contains
     end do
 
     ! ---- net heat gain and phase change of each layer (spec 7.1 test, 7.4, 7.5) ----
+    ! These loops are written without branches, so that they vectorise across
+    ! lanes (selections by MERGE; -fno-trapping-math lets the compiler
+    ! if-convert them).  TMPAVG of a layer whose three temperatures lie on one
+    ! side of T0 is (T_up + 2 T_k + T_dn)/4 in both of its branches; that is
+    ! computed for every layer, and the layers that T0 crosses (few: at the
+    ! freezing and thawing fronts) get the full TMPAVG afterwards.
+    nmixed = 0
     do k = 1, n
       do c = 1, nb
         rhs(c, k) = flux(c, k-1) - flux(c, k)                              ! QTOT_k
-        need(c, k) = (smc(c, k) - sh2o(c, k) > 0.0_dp) .or. (stc(c, k) < tfreez) &
-                     .or. (tint(c, k-1) < tfreez) .or. (tint(c, k) < tfreez)
-        if (need(c, k)) then
-          tavg(c, k) = layer_average_temperature(tint(c, k-1), stc(c, k), tint(c, k), hb%dz(c, k))
-        else
-          tavg(c, k) = stc(c, k)                                           ! (not used)
-        end if
+        tavg(c, k) = (tint(c, k-1) + 2.0_dp*stc(c, k) + tint(c, k))/4.0_dp
+        tlo = min(tint(c, k-1), stc(c, k), tint(c, k))
+        thi = max(tint(c, k-1), stc(c, k), tint(c, k))
+        nmixed = nmixed + merge(1_int64, 0_int64, tlo < tfreez .and. .not. (thi < tfreez))
       end do
     end do
-    ! FRH2O is independent per layer: all layers of all lanes in one call
+    if (nmixed > 0) then
+      do k = 1, n
+        do c = 1, nb
+          tlo = min(tint(c, k-1), stc(c, k), tint(c, k))
+          thi = max(tint(c, k-1), stc(c, k), tint(c, k))
+          if (tlo < tfreez .and. .not. (thi < tfreez)) &
+            tavg(c, k) = layer_average_temperature(tint(c, k-1), stc(c, k), tint(c, k), hb%dz(c, k))
+        end do
+      end do
+    end if
+    do k = 1, n
+      do c = 1, nb
+        need(c, k) = merge(1_int64, 0_int64, needs_phase_change(smc(c, k), sh2o(c, k), &
+                                                                tint(c, k-1), stc(c, k), tint(c, k)))
+      end do
+    end do
+    ! FRH2O is independent per layer: all layers of all lanes in one call (it
+    ! reads tavg where need only)
     call frh2o_layers(nb*n, need, tavg, smc, sh2o, hb%smcmax, hb%psisat_frz, hb%bx_frz, &
                       hb%log_a_frz, free)
     do k = 1, n
       do c = 1, nb
-        if (need(c, k)) then
-          ! X = SH2O + QTOT DT/(rho_w Lf Delta z), limited; TSNSR = -rho_w Lf Delta z (X - SH2O)/DT
-          xh2o = limit_phase_change(sh2o(c, k) + rhs(c, k)*dt*hb%rlf_dz(c, k), sh2o(c, k), &
-                                    free(c, k), smc(c, k))
-          rhs(c, k) = rhs(c, k) - hb%lf_dz(c, k)*(xh2o - sh2o(c, k))*rdt   ! QTOT_k + TSNSR_k
-          sh2o(c, k) = xh2o
-        end if
+        ! where need: X = SH2O + QTOT DT/(rho_w Lf Delta z), limited;
+        ! TSNSR = -rho_w Lf Delta z (X - SH2O)/DT
+        xh2o = limit_phase_change(sh2o(c, k) + rhs(c, k)*dt*hb%rlf_dz(c, k), sh2o(c, k), &
+                                  free(c, k), smc(c, k))
+        qnew = rhs(c, k) - hb%lf_dz(c, k)*(xh2o - sh2o(c, k))*rdt          ! QTOT_k + TSNSR_k
+        rhs(c, k) = merge(qnew, rhs(c, k), need(c, k) /= 0)
+        sh2o(c, k) = merge(xh2o, sh2o(c, k), need(c, k) /= 0)
       end do
     end do
 

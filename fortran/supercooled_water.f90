@@ -10,6 +10,7 @@
 !>   frh2o_layers : the layers of a column at once, with the parameter-only terms
 !>                  (frh2o_constants) computed once per layer by the caller (soil heat step).
 module nt_supercooled_water
+  use, intrinsic :: iso_fortran_env, only: int64
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lsubf
   use nt_elementary, only: flog, fpow, log_array_positive
@@ -63,7 +64,7 @@ contains
     real(dp) :: free
     real(dp) :: bx(1), log_a(1), free1(1)
     call frh2o_constants(smcmax, bexp, psis, bx(1), log_a(1))
-    call frh2o_layers(1, [.true.], [tkelv], [smc], [sh2o], [smcmax], [psis], bx, log_a, free1)
+    call frh2o_layers(1, [1_int64], [tkelv], [smc], [sh2o], [smcmax], [psis], bx, log_a, free1)
     free = free1(1)
   end function frh2o
 
@@ -90,14 +91,14 @@ contains
   !> The layers may be those of several columns (the soil heat step of a block
   !> passes all layers of all its lanes).
   !>   n      : number of layers (in)
-  !>   need   : FRH2O is wanted for layer k (in)
+  !>   need   : FRH2O is wanted for layer k if need(k) /= 0 (in)
   !>   tkelv  : temperature (TAVG) per layer [K] (in; read where need)
   !>   smc, sh2o, smcmax, psis : per layer, as frh2o (in)
   !>   bx, log_a : per layer, from frh2o_constants(smcmax, bexp, psis) (in)
   !>   free   : equilibrium liquid water content [m3 m-3] (out; smc where not need)
   pure subroutine frh2o_layers(n, need, tkelv, smc, sh2o, smcmax, psis, bx, log_a, free)
     integer,  intent(in)  :: n
-    logical,  intent(in)  :: need(n)
+    integer(int64), intent(in) :: need(n)
     real(dp), intent(in)  :: tkelv(n), smc(n), sh2o(n), smcmax(n), psis(n), bx(n), log_a(n)
     real(dp), intent(out) :: free(n)
 
@@ -121,7 +122,7 @@ contains
     m = 0
     do k = 1, n
       free(k) = smc(k)
-      if (need(k) .and. .not. (tkelv(k) > (tfreez - t_margin))) then
+      if (need(k) /= 0 .and. .not. (tkelv(k) > (tfreez - t_margin))) then
         m = m + 1
         idx(m) = k
       end if
