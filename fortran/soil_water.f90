@@ -23,6 +23,7 @@
 !> of all layers of all lanes come from nt_elementary's array routines.  Each
 !> lane's arithmetic is exactly that of a single column.
 module nt_soil_water
+  use, intrinsic :: iso_fortran_env, only: int64
   use nt_kinds, only: dp
   use nt_tridiagonal, only: tridiag_solve_sym
   use nt_elementary, only: fexp, flog, fpow, exp_array_inrange, log_array_positive
@@ -323,7 +324,8 @@ contains
     real(dp) :: flux(wb%nlanes, 0:wb%nsoil)                           ! Q_k [m s-1]
     real(dp) :: pddum(wb%nlanes)                                      ! infiltration [m s-1]
     real(dp) :: kdt_arg(wb%nlanes), exp_kdt(wb%nlanes)                ! -KDT DT1, its exponential
-    real(dp) :: dt1, smcav, dmax, dd, val, ddt, px, infmax, acrt, sumf, fcr, rdt
+    real(dp) :: smcav_l(wb%nlanes), dd_l(wb%nlanes)                   ! SMCAV and DD per lane
+    real(dp) :: dt1, dmax, dd, val, ddt, px, infmax, acrt, sumf, fcr, rdt
     integer  :: nb, n, c, k
 
     nb = wb%nlanes
@@ -372,17 +374,26 @@ contains
       kdt_arg(c) = -wb%kdt(c)*dt1
     end do
     call exp_array_inrange(nb, kdt_arg, exp_kdt)          ! exp(-KDT DT1) of every lane
+    ! DD = sum of DMAX_k of every lane, layer by layer over the lanes (the same
+    ! order of additions as layer by layer in each lane); used where water
+    ! reaches the soil
+    do c = 1, nb
+      smcav_l(c) = wb%smcmax(c, 1) - smcwlt_entry(c)
+      dd_l(c) = wb%dz(c, 1)*smcav_l(c)*(1.0_dp - (sh2oa(c, 1) + sice(c, 1) - smcwlt_entry(c)) &
+                                        /smcav_l(c))
+    end do
+    do k = 2, n
+      do c = 1, nb
+        dmax = wb%dz(c, k)*smcav_l(c)*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k)) &
+                                       /smcav_l(c))
+        dd_l(c) = dd_l(c) + dmax
+      end do
+    end do
     do c = 1, nb
       pddum(c) = pcpdrp(c)
       runoff1(c) = 0.0_dp
       if (pcpdrp(c) /= 0.0_dp) then
-        smcav = wb%smcmax(c, 1) - smcwlt_entry(c)
-        dmax = wb%dz(c, 1)*smcav*(1.0_dp - (sh2oa(c, 1) + sice(c, 1) - smcwlt_entry(c))/smcav)
-        dd = dmax
-        do k = 2, n
-          dmax = wb%dz(c, k)*smcav*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k))/smcav)
-          dd = dd + dmax
-        end do
+        dd = dd_l(c)
         val = 1.0_dp - exp_kdt(c)
         ddt = dd*val
         px = pcpdrp(c)*dt
@@ -450,6 +461,8 @@ contains
 
     real(dp) :: dsh2o(wb%nlanes, wb%nsoil)
     real(dp) :: stot, capped
+    real(dp) :: excess   ! water above the porosity [m]
+    real(dp) :: added    ! water added by the floor [m]
     integer  :: c, k
 
     call tridiag_solve_sym(wb%nlanes, wb%nsoil, diag, cond, rhs, dsh2o)
@@ -458,16 +471,17 @@ contains
     created = 0.0_dp
     do k = 1, wb%nsoil
       do c = 1, wb%nlanes
+        ! (selections by MERGE of values computed unconditionally, so that the
+        ! loop vectorises; created starts at +0 and only grows, so adding +0
+        ! leaves it unchanged)
         sh2o_out(c, k) = sh2o_in(c, k) + dsh2o(c, k) + wplus(c)*wb%rdz(c, k)
         stot = sh2o_out(c, k) + sice(c, k)
-        if (stot > wb%smcmax(c, k)) then
-          wplus(c) = (stot - wb%smcmax(c, k))*wb%dz(c, k)
-        else
-          wplus(c) = 0.0_dp
-        end if
+        excess = (stot - wb%smcmax(c, k))*wb%dz(c, k)
+        wplus(c) = merge(excess, 0.0_dp, stot > wb%smcmax(c, k))
         capped = min(stot, wb%smcmax(c, k))
         smc(c, k) = max(capped, smc_floor)
-        if (smc(c, k) > capped) created(c) = created(c) + (smc(c, k) - capped)*wb%dz(c, k)
+        added = (smc(c, k) - capped)*wb%dz(c, k)
+        created(c) = created(c) + merge(added, 0.0_dp, smc(c, k) > capped)
         sh2o_out(c, k) = max(smc(c, k) - sice(c, k), 0.0_dp)
       end do
     end do
@@ -567,6 +581,8 @@ contains
     real(dp) :: entry(wb%nlanes)               ! wilting point of SMCAV in the final pass
     real(dp) :: created(wb%nlanes)
     logical  :: two_pass(wb%nlanes)
+    integer(int64) :: saturated(wb%nlanes)     ! 1 if FAC2 > FLIMIT (some layer), else 0
+    integer(int64) :: two_pass_flag(wb%nlanes) ! two_pass as 1 / 0 (vectorised selections)
     integer  :: nb, n, c, k
 
     nb = wb%nlanes
@@ -583,12 +599,13 @@ contains
 
     ! ice, start-of-step liquid water, and the saturation test of spec 8.2,
     ! FAC2 = max_k sh2o/smcmax > FLIMIT, evaluated as sh2o > FLIMIT*smcmax in some layer
-    two_pass = .false.
+    ! (saturated: a 64-bit integer flag, not a LOGICAL, so that the loop vectorises)
+    saturated = 0
     do k = 1, n
       do c = 1, nb
         sice(c, k) = smc(c, k) - sh2o(c, k)
         sh2o0(c, k) = sh2o(c, k)
-        two_pass(c) = two_pass(c) .or. (sh2o(c, k) > wb%sat_two_pass(c, k))
+        saturated(c) = ior(saturated(c), merge(1_int64, 0_int64, sh2o(c, k) > wb%sat_two_pass(c, k)))
       end do
     end do
     ! option 1 only: column maximum of ice (SICEMAX) and ice depth DICE = sum dz_k sice_k [m]
@@ -609,7 +626,7 @@ contains
 
     ! ---- single- or two-pass decision (spec 8.2) ----
     do c = 1, nb
-      two_pass(c) = ((pcpdrp(c)*dt) > wb%pcp_two_pass(c)) .or. two_pass(c)
+      two_pass(c) = ((pcpdrp(c)*dt) > wb%pcp_two_pass(c)) .or. saturated(c) /= 0
     end do
     if (any(two_pass)) then
       ! predictor (canopy not updated)
@@ -617,13 +634,13 @@ contains
                      wb%smcwlt_entry1, diag, cond, rhs, runoff1, runoff2)
       call sstep_block(wb, diag, cond, rhs, sh2o0, sice, sh2ofg, smc_fg, runoff3, created)
       ! corrector: coefficients at the averaged state, restart from the original sh2o
+      do c = 1, nb
+        two_pass_flag(c) = merge(1_int64, 0_int64, two_pass(c))
+      end do
       do k = 1, n
         do c = 1, nb
-          if (two_pass(c)) then
-            sh2oa(c, k) = (sh2o0(c, k) + sh2ofg(c, k))*0.5_dp
-          else
-            sh2oa(c, k) = sh2o0(c, k)
-          end if
+          sh2oa(c, k) = merge((sh2o0(c, k) + sh2ofg(c, k))*0.5_dp, sh2o0(c, k), &
+                              two_pass_flag(c) /= 0)
         end do
       end do
       entry = merge(wb%smcwlt_entry2, wb%smcwlt_entry1, two_pass)
