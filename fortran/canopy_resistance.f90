@@ -47,7 +47,8 @@ contains
     integer,  intent(in)  :: nroot
     real(dp), intent(in)  :: soldn, ch, sfctmp, q2, sfcprs, q2sat, dqsdt2, emissi, xlai
     real(dp), intent(in)  :: rsmin, rgl, hs, topt, rsmax
-    real(dp), intent(in)  :: zsoil(nroot), sh2o(nroot), smcwlt(nroot), smcref(nroot)
+    real(dp), intent(in)  :: zsoil(nroot), smcwlt(nroot), smcref(nroot)
+    real(dp), intent(in)  :: sh2o(:)   ! (nroot; assumed shape: may be a strided section)
     real(dp), intent(out) :: rc, pc
 
     real(dp) :: ff                ! FF, solar term

@@ -65,7 +65,7 @@ contains
   !> deepest node depth when every node is above 0 C.
   pure function thaw_depth(n, stc, zsoil) result(depth)
     integer, intent(in) :: n
-    real(dp), intent(in) :: stc(n), zsoil(n)
+    real(dp), intent(in) :: stc(:), zsoil(n)
     real(dp) :: depth, z_up, z_dn
     integer :: k
     depth = 0.0_dp
@@ -133,12 +133,15 @@ contains
                                         ych, yribb
     integer :: ystatus(block_width)
     real(dp) :: dt_water   ! dt / water density: kg m-2 s-1 over a step -> m of water
-    real(dp) :: t(nlay, block_width), sm(nlay, block_width), sl(nlay, block_width)
     ! the block's soil heat solve: parameters, and inputs/outputs lane index first
     type(heat_block) :: hb
     real(dp), dimension(block_width) :: hyy, hzz1, hdf1, tbot, g_top, f_bottom
-    ! (allocated (nb, nlay) for each block, so that whole arrays are passed: a
-    ! section (1:nb, :) of a smaller block would be copied at every call)
+    ! The block's soil state, lane index first: soil temperature, total and
+    ! liquid moisture of each lane are tb(l, :), smb(l, :), slb(l, :), which the
+    ! block solves use as they are and the lane-by-lane routines read as
+    ! strided sections.  (Allocated (nb, nlay) for each block, so that whole
+    ! arrays are passed: a section (1:nb, :) of a smaller block would be copied
+    ! at every call.)
     real(dp), allocatable, dimension(:, :) :: tb, smb, slb
     ! the block's soil water step: parameters, inputs and outputs
     type(water_block) :: wb
@@ -195,9 +198,9 @@ contains
         yzm(l) = p(l)%zlvl_wind
         yzh(l) = p(l)%zlvl
         ybeta(l) = p(l)%z0h_beta
-        t(:, l) = stc(:, icol)
-        sm(:, l) = smc(:, icol)
-        sl(:, l) = sh2o(:, icol)
+        tb(l, :) = stc(:, icol)
+        smb(l, :) = smc(:, icol)
+        slb(l, :) = sh2o(:, icol)
         t1(l) = sstate(ss_skin_temperature, icol)
         cmc(l) = sstate(ss_canopy_water, icol)
         snowh(l) = sstate(ss_snow_depth, icol)
@@ -292,6 +295,11 @@ contains
               status(lane_col(l)) = status_yang08
               fail_step(lane_col(l)) = istep
               running(l) = .false.
+              ! the block solves go on computing a failed lane (their results are
+              ! not used): its soil state as it failed is stored now
+              stc(:, lane_col(l)) = tb(l, :)
+              smc(:, lane_col(l)) = smb(l, :)
+              sh2o(:, lane_col(l)) = slb(l, :)
             end if
           end do
         end if
@@ -300,13 +308,18 @@ contains
         do l = 1, nb
           if (.not. running(l)) cycle
           icol = lane_col(l)
-          call land_surface_step(p(l), opt, dt, f(l), ch(l), ribb(l), t(:, l), sm(:, l), sl(:, l), &
-                                 t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), z0(l),   &
-                                 z0brd(l), snotime1(l), q1(l), d(l), wk(l))
+          call land_surface_step(p(l), opt, dt, f(l), ch(l), ribb(l), tb(l, :), smb(l, :),       &
+                                 slb(l, :), t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), &
+                                 z0(l), z0brd(l), snotime1(l), q1(l), d(l), wk(l), wet1(l, :))
           if (d(l)%status /= status_ok) then
             status(icol) = d(l)%status
             fail_step(icol) = istep
             running(l) = .false.
+            ! the block solves go on computing a failed lane (their results are
+            ! not used): its soil state as it failed is stored now
+            stc(:, lane_col(l)) = tb(l, :)
+            smc(:, lane_col(l)) = smb(l, :)
+            sh2o(:, lane_col(l)) = slb(l, :)
           end if
         end do
 
@@ -318,9 +331,6 @@ contains
           wec1(l) = wk(l)%ec1
           wshdfac(l) = wk(l)%shdfac
           wcmc(l) = cmc(l)
-          if (running(l)) wet1(l, :) = wk(l)%et1
-          smb(l, :) = sm(:, l)
-          slb(l, :) = sl(:, l)
         end do
         call smflx_block(wb, dt, wprcp1(1:nb), wedir1(1:nb), wec1(1:nb), wet1, wshdfac(1:nb), &
                          wcmc(1:nb), smb, slb, wrun1(1:nb), wrun2(1:nb), wrun3(1:nb),         &
@@ -330,14 +340,12 @@ contains
         do l = 1, nb
           if (.not. running(l)) cycle
           cmc(l) = wcmc(l)
-          sm(:, l) = smb(l, :)
-          sl(:, l) = slb(l, :)
           wk(l)%runoff1 = wrun1(l)
           wk(l)%runoff2 = wrun2(l)
           wk(l)%runoff3 = wrun3(l)
           wk(l)%created = wcreated(l)
-          call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), t(:, l), sm(:, l), sl(:, l), &
-                                t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))
+          call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), tb(l, :), smb(l, :),   &
+                                slb(l, :), t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))
         end do
 
         ! --- soil heat of the block's lanes
@@ -346,14 +354,11 @@ contains
           hyy(l) = h(l)%yy
           hzz1(l) = h(l)%zz1
           hdf1(l) = h(l)%df1
-          tb(l, :) = t(:, l)
         end do
         call shflx_block(hb, dt, hyy(1:nb), hzz1(1:nb), hdf1(1:nb), tbot(1:nb), smb, tb, slb, &
                          g_top(1:nb), f_bottom(1:nb))
         do l = 1, nb
           if (.not. running(l)) cycle
-          t(:, l) = tb(l, :)
-          sl(:, l) = slb(l, :)
           d(l)%g_top = g_top(l)
           d(l)%f_bottom = f_bottom(l)
         end do
@@ -362,19 +367,24 @@ contains
         do l = 1, nb
           if (.not. running(l)) cycle
           icol = lane_col(l)
-          call finish_step(p(l), h(l), t(:, l), t1(l), d(l))
-          if (.not. ieee_is_finite(t1(l) + sum(t(:, l)) + sum(sl(:, l)))) then
+          call finish_step(p(l), h(l), tb(l, :), t1(l), d(l))
+          if (.not. ieee_is_finite(t1(l) + sum(tb(l, :)) + sum(slb(l, :)))) then
             status(icol) = status_nonfinite
             fail_step(icol) = istep
             running(l) = .false.
+            ! the block solves go on computing a failed lane (their results are
+            ! not used): its soil state as it failed is stored now
+            stc(:, lane_col(l)) = tb(l, :)
+            smc(:, lane_col(l)) = smb(l, :)
+            sh2o(:, lane_col(l)) = slb(l, :)
             cycle
           end if
 
           ! annual diagnostics
-          diag_tmin(:, icol) = min(diag_tmin(:, icol), t(:, l))
-          diag_tmax(:, icol) = max(diag_tmax(:, icol), t(:, l))
-          diag_tsum(:, icol) = diag_tsum(:, icol) + t(:, l)
-          diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, t(:, l), p(l)%zsoil))
+          diag_tmin(:, icol) = min(diag_tmin(:, icol), tb(l, :))
+          diag_tmax(:, icol) = max(diag_tmax(:, icol), tb(l, :))
+          diag_tsum(:, icol) = diag_tsum(:, icol) + tb(l, :)
+          diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, tb(l, :), p(l)%zsoil))
           diag_count(icol) = diag_count(icol) + 1
           diag_water(wb_precipitation, icol) = diag_water(wb_precipitation, icol) + f(l)%prcp*dt_water
           diag_water(wb_evaporation, icol) = diag_water(wb_evaporation, icol) &
@@ -386,9 +396,9 @@ contains
                                                + d(l)%water_clamped*dt_water
 
           if (record) then
-            rec_stc(:, icol, istep) = t(:, l)
-            rec_smc(:, icol, istep) = sm(:, l)
-            rec_sh2o(:, icol, istep) = sl(:, l)
+            rec_stc(:, icol, istep) = tb(l, :)
+            rec_smc(:, icol, istep) = smb(l, :)
+            rec_sh2o(:, icol, istep) = slb(l, :)
             rec_out(out_skin_temperature, icol, istep) = t1(l)
             rec_out(out_snow_depth, icol, istep) = snowh(l)
             rec_out(out_snow_water, icol, istep) = sneqv(l)
@@ -416,9 +426,11 @@ contains
 
       do l = 1, nb
         icol = lane_col(l)
-        stc(:, icol) = t(:, l)
-        smc(:, icol) = sm(:, l)
-        sh2o(:, icol) = sl(:, l)
+        if (running(l)) then                ! (a failed lane's soil state is already stored)
+          stc(:, icol) = tb(l, :)
+          smc(:, icol) = smb(l, :)
+          sh2o(:, icol) = slb(l, :)
+        end if
         sstate(ss_skin_temperature, icol) = t1(l)
         sstate(ss_canopy_water, icol) = cmc(l)
         sstate(ss_snow_depth, icol) = snowh(l)

@@ -44,7 +44,7 @@ contains
                         cmc, cmcmax, cfactr, pc, rtdis, smcwlt, smcref, eta1, edir1, ec1, et1, ett1)
     integer,  intent(in)  :: nsoil, nroot
     real(dp), intent(in)  :: dt, etp1, smc1
-    real(dp), intent(in)  :: sh2o(nsoil)
+    real(dp), intent(in)  :: sh2o(:)
     real(dp), intent(in)  :: smcmax_dir, smcdry_dir, fxexp, shdfac, cmc, cmcmax, cfactr, pc
     real(dp), intent(in)  :: rtdis(nsoil), smcwlt(nsoil), smcref(nsoil)
     real(dp), intent(out) :: eta1, edir1, ec1, ett1
@@ -122,7 +122,7 @@ contains
                          smcwlt, smcref, et1)
     integer,  intent(in)  :: nsoil, nroot
     real(dp), intent(in)  :: etp1
-    real(dp), intent(in)  :: sh2o(nsoil)
+    real(dp), intent(in)  :: sh2o(:)
     real(dp), intent(in)  :: cmc, cmcmax, cfactr, shdfac, pc
     real(dp), intent(in)  :: rtdis(nsoil), smcwlt(nsoil), smcref(nsoil)
     real(dp), intent(out) :: et1(nsoil)

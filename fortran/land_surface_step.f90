@@ -145,8 +145,8 @@ module nt_land_surface_step
     real(dp) :: etns = 0, esnow2 = 0, esd = 0, dew = 0, eta1 = 0, ett1 = 0
     !> inputs of the soil water step (smflx): water reaching the canopy top,
     !> direct soil and canopy evaporation [m s-1]
+    !> (the transpiration per layer, et1, goes to land_surface_step's argument)
     real(dp) :: prcp1 = 0, edir1 = 0, ec1 = 0
-    real(dp), allocatable :: et1(:)  !< transpiration per layer [m s-1]
     !> outputs of the soil water step: runoff [m s-1], bottom excess [m], water
     !> created by its clamps [m]
     real(dp) :: runoff1 = 0, runoff2 = 0, runoff3 = 0, created = 0
@@ -332,22 +332,26 @@ contains
   !> step_after_water, the driver's soil heat step with the request it
   !> returns, and finish_step.
   !>
-  !> State in/out: stc [K], smc, sh2o [m3 m-3] (nsoil); t1 skin temperature [K],
+  !> State in: stc [K], smc, sh2o [m3 m-3] (nsoil).  In/out: t1 skin temperature [K],
   !> cmc canopy water [m], snowh snow depth [m], sneqv snow water equivalent
   !> [m], albedo and emissi (returned for the next step's radiation), z0 and
   !> z0brd roughness [m], snotime1 snow age [s], q1 surface humidity.
   !> ch [m s-1] and ribb come from the exchange-coefficient call before this step.
   subroutine land_surface_step(p, opt, dt, f, ch, ribb, stc, smc, sh2o, t1, cmc, snowh, sneqv, &
-                               albedo, emissi, z0, z0brd, snotime1, q1, d, w)
+                               albedo, emissi, z0, z0brd, snotime1, q1, d, w, et1_out)
     type(column_params), intent(in) :: p
     type(column_options), intent(in) :: opt
     real(dp), intent(in) :: dt
     type(step_forcing), intent(in) :: f
     real(dp), intent(in) :: ch, ribb
-    real(dp), intent(inout) :: stc(p%nsoil), smc(p%nsoil), sh2o(p%nsoil)
+    ! (assumed shape: the driver passes the lane's row of its block arrays)
+    real(dp), intent(in) :: stc(:), smc(:), sh2o(:)
     real(dp), intent(inout) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, snotime1, q1
     type(step_diagnostics), intent(inout) :: d
     type(step_work), intent(inout) :: w
+    !> transpiration per layer [m s-1], an input of the soil water step (set
+    !> unless the step fails)
+    real(dp), intent(inout) :: et1_out(:)
 
     integer :: n
     real(dp) :: shdfac, embrd, xlai, alb, frac
@@ -521,7 +525,7 @@ contains
       w%prcp1 = prcp1
       w%edir1 = edir1
       w%ec1 = ec1
-      w%et1 = et1
+      et1_out = et1
       w%ett1 = ett1
       w%eta1 = eta1
       w%dew = dew
@@ -634,7 +638,7 @@ contains
       w%prcp1 = prcp1
       w%edir1 = edir1
       w%ec1 = ec1
-      w%et1 = et1
+      et1_out = et1
       w%ett1 = ett1
       w%etns = etns
       w%esnow2 = esnow2
@@ -659,7 +663,7 @@ contains
     real(dp), intent(in) :: dt
     type(step_forcing), intent(in) :: f
     real(dp), intent(in) :: ch, emissi
-    real(dp), intent(in) :: stc(p%nsoil), smc(p%nsoil), sh2o(p%nsoil)
+    real(dp), intent(in) :: stc(:), smc(:), sh2o(:)
     real(dp), intent(inout) :: t1, snowh, sneqv, q1
     type(step_diagnostics), intent(inout) :: d
     type(step_work), intent(in) :: w
@@ -805,7 +809,7 @@ contains
   pure subroutine finish_step(p, h, stc, t1, d)
     type(column_params), intent(in) :: p
     type(heat_request), intent(in) :: h
-    real(dp), intent(in) :: stc(p%nsoil)
+    real(dp), intent(in) :: stc(:)
     real(dp), intent(inout) :: t1
     type(step_diagnostics), intent(inout) :: d
     if (h%snow_free) then
