@@ -19,6 +19,7 @@
 !> lane's arithmetic is its column's own: a column gives the same bits alone or
 !> in any block.  No allocation happens inside the step loop.
 module nt_column_kernel
+  use, intrinsic :: iso_fortran_env, only: int64
   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
   use nt_kinds, only: dp
   use nt_constants, only: tfreez
@@ -120,7 +121,7 @@ contains
     type(step_diagnostics) :: d(block_width)
     type(heat_request) :: h(block_width)
     type(step_work) :: wk(block_width)
-    integer :: icol, istep, ierr, next_col, nb, l
+    integer :: icol, istep, ierr, next_col, nb, l, k
     integer :: lane_col(block_width)  ! the column of each lane of the block
     logical :: record
     logical :: running(block_width)   ! the lane's column has not failed
@@ -143,6 +144,10 @@ contains
     ! arrays are passed: a section (1:nb, :) of a smaller block would be copied
     ! at every call.)
     real(dp), allocatable, dimension(:, :) :: tb, smb, slb
+    ! the block's annual minimum, maximum and sum of soil temperature (lane, layer)
+    real(dp), allocatable, dimension(:, :) :: dtmin, dtmax, dtsum
+    real(dp), dimension(block_width) :: sum_t, sum_l   ! column sums of tb and slb
+    integer(int64) :: running_flag(block_width)        ! running as 1 / 0
     ! the block's soil water step: parameters, inputs and outputs
     type(water_block) :: wb
     real(dp), dimension(block_width) :: wprcp1, wedir1, wec1, wshdfac, wcmc, wrun1, wrun2, wrun3, &
@@ -186,9 +191,10 @@ contains
       call heat_block_allocate(hb, nb, nlay)
       call water_block_allocate(wb, nb, nlay)
       if (allocated(tb)) then
-        if (size(tb, 1) /= nb) deallocate(tb, smb, slb, wet1)
+        if (size(tb, 1) /= nb) deallocate(tb, smb, slb, wet1, dtmin, dtmax, dtsum)
       end if
-      if (.not. allocated(tb)) allocate(tb(nb, nlay), smb(nb, nlay), slb(nb, nlay), wet1(nb, nlay))
+      if (.not. allocated(tb)) allocate(tb(nb, nlay), smb(nb, nlay), slb(nb, nlay), wet1(nb, nlay), &
+                                        dtmin(nb, nlay), dtmax(nb, nlay), dtsum(nb, nlay))
       wet1 = 0.0_dp
       do l = 1, nb
         icol = lane_col(l)
@@ -201,6 +207,9 @@ contains
         tb(l, :) = stc(:, icol)
         smb(l, :) = smc(:, icol)
         slb(l, :) = sh2o(:, icol)
+        dtmin(l, :) = diag_tmin(:, icol)
+        dtmax(l, :) = diag_tmax(:, icol)
+        dtsum(l, :) = diag_tsum(:, icol)
         t1(l) = sstate(ss_skin_temperature, icol)
         cmc(l) = sstate(ss_canopy_water, icol)
         snowh(l) = sstate(ss_snow_depth, icol)
@@ -363,12 +372,24 @@ contains
           d(l)%f_bottom = f_bottom(l)
         end do
 
-        ! --- end of the step, diagnostics and records, lane by lane
+        ! --- end of the step: each lane's finish, then the block's column sums
+        ! (layer by layer over the lanes: the additions of SUM in its order)
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          call finish_step(p(l), h(l), tb(l, :), t1(l), d(l))
+        end do
+        sum_t(1:nb) = 0.0_dp
+        sum_l(1:nb) = 0.0_dp
+        do k = 1, nlay
+          do l = 1, nb
+            sum_t(l) = sum_t(l) + tb(l, k)
+            sum_l(l) = sum_l(l) + slb(l, k)
+          end do
+        end do
         do l = 1, nb
           if (.not. running(l)) cycle
           icol = lane_col(l)
-          call finish_step(p(l), h(l), tb(l, :), t1(l), d(l))
-          if (.not. ieee_is_finite(t1(l) + sum(tb(l, :)) + sum(slb(l, :)))) then
+          if (.not. ieee_is_finite(t1(l) + sum_t(l) + sum_l(l))) then
             status(icol) = status_nonfinite
             fail_step(icol) = istep
             running(l) = .false.
@@ -377,13 +398,24 @@ contains
             stc(:, lane_col(l)) = tb(l, :)
             smc(:, lane_col(l)) = smb(l, :)
             sh2o(:, lane_col(l)) = slb(l, :)
-            cycle
           end if
-
-          ! annual diagnostics
-          diag_tmin(:, icol) = min(diag_tmin(:, icol), tb(l, :))
-          diag_tmax(:, icol) = max(diag_tmax(:, icol), tb(l, :))
-          diag_tsum(:, icol) = diag_tsum(:, icol) + tb(l, :)
+        end do
+        ! the annual temperature diagnostics of the lanes still running, over the
+        ! block's lanes together
+        do l = 1, nb
+          running_flag(l) = merge(1_int64, 0_int64, running(l))
+        end do
+        do k = 1, nlay
+          do l = 1, nb
+            dtmin(l, k) = merge(min(dtmin(l, k), tb(l, k)), dtmin(l, k), running_flag(l) /= 0)
+            dtmax(l, k) = merge(max(dtmax(l, k), tb(l, k)), dtmax(l, k), running_flag(l) /= 0)
+            dtsum(l, k) = merge(dtsum(l, k) + tb(l, k), dtsum(l, k), running_flag(l) /= 0)
+          end do
+        end do
+        ! the other diagnostics and the records, lane by lane
+        do l = 1, nb
+          if (.not. running(l)) cycle
+          icol = lane_col(l)
           diag_thaw(icol) = max(diag_thaw(icol), thaw_depth(nlay, tb(l, :), p(l)%zsoil))
           diag_count(icol) = diag_count(icol) + 1
           diag_water(wb_precipitation, icol) = diag_water(wb_precipitation, icol) + f(l)%prcp*dt_water
@@ -426,6 +458,9 @@ contains
 
       do l = 1, nb
         icol = lane_col(l)
+        diag_tmin(:, icol) = dtmin(l, :)
+        diag_tmax(:, icol) = dtmax(l, :)
+        diag_tsum(:, icol) = dtsum(l, :)
         if (running(l)) then                ! (a failed lane's soil state is already stored)
           stc(:, icol) = tb(l, :)
           smc(:, icol) = smb(l, :)

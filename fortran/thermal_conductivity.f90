@@ -15,6 +15,7 @@
 !>   lambda     = Ke*(lambda_sat - lambda_dry) + lambda_dry
 !> The Kersten number log10(Sr)+1 (Sr > 0.1, else 0) is not clamped to <= 1.
 module nt_thermal_conductivity
+  use, intrinsic :: iso_fortran_env, only: int64
   use nt_kinds, only: dp
   use nt_elementary, only: fexp, flog, fpow, exp_array_inrange, log_array_positive
   implicit none
@@ -114,6 +115,7 @@ contains
     real(dp), intent(in)  :: kappa_unfrozen(n), kappa_frozen(n), solid_term(n), thkdry(n)
     real(dp), intent(out) :: df(n)
     real(dp) :: thksat(n), arg(n), sr(n), log_sr(n)
+    integer(int64) :: nlog   ! number of layers whose Kersten number needs ln(Sr)
     integer  :: k
     ! lambda_sat of every layer first (saturated_conductivity): the exponents,
     ! then their exponentials in one vectorised call
@@ -125,17 +127,36 @@ contains
       thksat(k) = solid_term(k)*thksat(k)
     end do
     ! ln(Sr) of every layer in one vectorised call (Sr >= 0.02/smcmax > 0), for the
-    ! Kersten number of the unfrozen layers
+    ! Kersten number of the unfrozen layers with Sr > 0.1 that use Johansen's
+    ! form; skipped when no layer does (e.g. a permafrost column in winter:
+    ! log_sr is then not read)
+    nlog = 0
     do k = 1, n
       sr(k) = smc(k)*rsmcmax(k)
+      nlog = nlog + merge(1_int64, 0_int64, uses_log_sr(option, sr(k), smc(k), sh2o(k), tc_class(k)))
     end do
-    call log_array_positive(n, sr, log_sr)
+    if (nlog > 0) then
+      call log_array_positive(n, sr, log_sr)
+    else
+      log_sr = 0.0_dp
+    end if
     do k = 1, n
       df(k) = conductivity_from_saturated(option, sr(k), smc(k), sh2o(k), tc_class(k),          &
                                           kappa_unfrozen(k), kappa_frozen(k), thksat(k), thkdry(k), &
                                           log_sr(k))
     end do
   end subroutine tc_layers
+
+  !> Whether conductivity_from_saturated uses ln(Sr) for a layer (the branch
+  !> selection written there): unfrozen, Sr > 0.1, and Johansen's Kersten
+  !> number (not the Cote & Konrad form of gravel).
+  !>   option, sr, smc, sh2o, tc_class : as conductivity_from_saturated (in)
+  elemental logical function uses_log_sr(option, sr, smc, sh2o, tc_class)
+    integer,  intent(in) :: option, tc_class
+    real(dp), intent(in) :: sr, smc, sh2o
+    uses_log_sr = .not. (option /= tc_option_stock .and. tc_class == tc_class_gravel) &
+                  .and. .not. ((sh2o + frozen_margin) < smc) .and. sr > 0.1_dp
+  end function uses_log_sr
 
   !> Saturated conductivity lambda_sat = lambda_s**(1-n) * 2.2**(n-xu) * 0.57**xu,
   !> xu = (sh2o/smc) n (spec 7.3); the two powers as one exponential (equal in exact
