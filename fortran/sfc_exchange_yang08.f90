@@ -7,6 +7,7 @@
 !> profile functions.  Despite the legacy name it is not MYJ.
 !> Specification: spec/physics.md section 2.3 (and trap 16 of section 13).
 module nt_sfc_exchange_yang08
+  use, intrinsic :: iso_fortran_env, only: int64
   use nt_kinds, only: dp
   use nt_elementary, only: exp_array_inrange, log_array_positive
   implicit none
@@ -91,7 +92,12 @@ contains
     real(dp) :: z0h(nb)               ! thermal roughness [m]
     real(dp) :: log_m(nb)             ! ln(zm/z0m)
     real(dp) :: log_h(nb)             ! ln(zh/z0h)
-    real(dp) :: rib, d                ! bulk Richardson number, Rib/Pr
+    real(dp) :: d                     ! Rib/Pr
+    real(dp) :: rib_u, rib_s          ! Rib clipped for the unstable / stable branch
+    real(dp) :: rib_new(nb)           ! Rib of the lane's branch
+    real(dp) :: s_u, s_s, denom       ! 1/L of the unstable / stable branch; the fit's denominator
+    logical  :: unstable              ! Rib < 0
+    integer(int64) :: singular(nb)    ! 1 where the unstable fit is singular (the lane stops)
     real(dp) :: rib_raw(nb)           ! bulk Richardson number before the clips
     real(dp) :: s                     ! 1/L [m-1]
     real(dp) :: obukhov_l(nb)         ! Monin-Obukhov length L [m]
@@ -164,52 +170,54 @@ contains
         end do
         call log_array_positive(3*nb, arg, lg)
       end if
+      ! Both branches for every lane, then a selection (a loop without branches,
+      ! so it vectorises across lanes; the unstable branch's values of a stable
+      ! lane, and the reverse, are computed from whatever lg holds and not used).
       do c = 1, nb
-        rib = rib_raw(c)
-        if (rib < 0.0_dp) then
-          rib = max(rib, -10.0_dp)
-          d   = rib/prantl02
-          num = d*(log_m(c)**2/log_h(c))/(zm(c) - z0m(c))
-          pa  = lg(c)
-          pb  = lg(nb + c)
-          pc  = lg(2*nb + c)
-          p   = 0.03728_dp - 0.093143_dp*pa - 0.24069_dp*pb + 0.30616_dp*pc &
-                + 0.017131_dp*pa**2 + 0.037666_dp*pa*pb - 0.084598_dp*pb**2 - 0.016498_dp*pa*pc &
-                + 0.1828_dp*pb*pc - 0.12587_dp*pc**2
-          p   = max(0.0_dp, p)
-          coef = d*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))/(zh(c) - z0h(c))
-          if (abs(1.0_dp - coef*p) < 1.0e-6_dp) then
-            if (running(c)) then
-              status(c) = 1
-              ribb(c)   = rib
-              ch(c)     = excm/zm(c)
-              running(c) = .false.
-            end if
-            s = -1.0_dp               ! (the lane has stopped: any finite value)
-          else
-            s = num/(1.0_dp - coef*p)
-          end if
-        else
-          rib = min(rib, 0.2_dp, prantl01*beta_h*(1.0_dp - z0h(c)/zh(c))/beta_m**2 &
-                                 /(1.0_dp - z0m(c)/zm(c)) - 0.05_dp)
-          d   = rib/prantl01
-          qa  = d*beta_m**2*(zm(c) - z0m(c)) - beta_h*(zh(c) - z0h(c))
-          qb  = 2.0_dp*d*beta_m*log_m(c) - log_h(c)
-          qc  = d*log_m(c)**2/(zm(c) - z0m(c))
-          s   = (-qb - sqrt(abs(qb**2 - 4.0_dp*qa*qc)))/(2.0_dp*qa)
+        ! unstable (Rib < 0): the fit of the Obukhov length
+        rib_u = max(rib_raw(c), -10.0_dp)
+        d   = rib_u/prantl02
+        num = d*(log_m(c)**2/log_h(c))/(zm(c) - z0m(c))
+        pa  = lg(c)
+        pb  = lg(nb + c)
+        pc  = lg(2*nb + c)
+        p   = 0.03728_dp - 0.093143_dp*pa - 0.24069_dp*pb + 0.30616_dp*pc &
+              + 0.017131_dp*pa**2 + 0.037666_dp*pa*pb - 0.084598_dp*pb**2 - 0.016498_dp*pa*pc &
+              + 0.1828_dp*pb*pc - 0.12587_dp*pc**2
+        p   = max(0.0_dp, p)
+        coef = d*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))/(zh(c) - z0h(c))
+        denom = 1.0_dp - coef*p
+        ! (singular fit: the lane stops, below; s = -1, any finite value)
+        s_u = merge(-1.0_dp, num/denom, abs(denom) < 1.0e-6_dp)
+        ! stable: the quadratic
+        rib_s = min(rib_raw(c), 0.2_dp, prantl01*beta_h*(1.0_dp - z0h(c)/zh(c))/beta_m**2 &
+                                        /(1.0_dp - z0m(c)/zm(c)) - 0.05_dp)
+        d   = rib_s/prantl01
+        qa  = d*beta_m**2*(zm(c) - z0m(c)) - beta_h*(zh(c) - z0h(c))
+        qb  = 2.0_dp*d*beta_m*log_m(c) - log_h(c)
+        qc  = d*log_m(c)**2/(zm(c) - z0m(c))
+        s_s = (-qb - sqrt(abs(qb**2 - 4.0_dp*qa*qc)))/(2.0_dp*qa)
+
+        unstable = rib_raw(c) < 0.0_dp
+        rib_new(c) = merge(rib_u, rib_s, unstable)
+        singular(c) = merge(1_int64, 0_int64, unstable .and. abs(denom) < 1.0e-6_dp)
+        s = merge(s_u, s_s, unstable)
+        s = merge(1.0e-6_dp, s, s > 0.0_dp .and. s < 1.0e-6_dp)
+        s = merge(-1.0e-6_dp, s, s > -1.0e-6_dp .and. s < 0.0_dp)
+        ! exact neutrality (theta_a == theta_s gives s = +-0): IEEE 1/s would be
+        ! +-Infinity; +-huge gives bit-identical coefficients (s = -0 from the
+        ! stable quadratic selects the unstable profile branch, as +-Infinity
+        ! would)
+        obukhov_l(c) = merge(1.0_dp/s, sign(huge(1.0_dp), s), abs(s) > 0.0_dp)
+      end do
+      do c = 1, nb
+        if (.not. running(c)) cycle
+        ribb(c) = rib_new(c)
+        if (singular(c) /= 0) then
+          status(c) = 1
+          ch(c)     = excm/zm(c)
+          running(c) = .false.
         end if
-        if (s > 0.0_dp .and. s < 1.0e-6_dp) s = 1.0e-6_dp
-        if (s > -1.0e-6_dp .and. s < 0.0_dp) s = -1.0e-6_dp
-        if (abs(s) > 0.0_dp) then
-          obukhov_l(c) = 1.0_dp/s
-        else
-          ! exact neutrality (theta_a == theta_s gives s = +-0): IEEE 1/s would be
-          ! +-Infinity; +-huge gives bit-identical coefficients without raising
-          ! a division-by-zero exception (s = -0 from the stable quadratic
-          ! selects the unstable profile branch, as +-Infinity would)
-          obukhov_l(c) = sign(huge(1.0_dp), s)
-        end if
-        if (running(c)) ribb(c) = rib
       end do
 
       ! --- transfer coefficients (Hogstrom 1996 profiles) ---
