@@ -50,6 +50,7 @@ contains
     real(dp), intent(out) :: eta1, edir1, ec1, ett1
     real(dp), intent(out) :: et1(nsoil)
 
+    real(dp) :: wet_fraction   ! (CMC/CMCMAX)**CFACTR
     integer :: k
 
     edir1 = 0.0_dp
@@ -62,12 +63,19 @@ contains
         call devap(etp1, smc1, shdfac, smcmax_dir, smcdry_dir, fxexp, edir1)
       end if
       if (shdfac > 0.0_dp) then
-        call transp(nsoil, nroot, etp1, sh2o, cmc, cmcmax, cfactr, shdfac, pc, rtdis, smcwlt, smcref, et1)
+        ! the wet canopy fraction (CMC/CMCMAX)**CFACTR, used by TRANSP and for EC1
+        ! (computed once; 0 for a dry canopy, where neither uses it)
+        if (abs(cmc) > 0.0_dp) then
+          wet_fraction = (cmc/cmcmax)**cfactr
+        else
+          wet_fraction = 0.0_dp
+        end if
+        call transp(nsoil, nroot, etp1, sh2o, wet_fraction, shdfac, pc, rtdis, smcwlt, smcref, et1)
         do k = 1, nsoil
           ett1 = ett1 + et1(k)
         end do
         if (cmc > 0.0_dp) then
-          ec1 = shdfac*(cmc/cmcmax)**cfactr*etp1
+          ec1 = shdfac*wet_fraction*etp1
         else
           ec1 = 0.0_dp
         end if
@@ -109,21 +117,20 @@ contains
   !>   nroot  : number of root layers (in)
   !>   etp1   : potential evaporation [m s-1] (in)
   !>   sh2o   : liquid volumetric moisture [m3 m-3] (in, nsoil)
-  !>   cmc    : canopy water content [m] (in)
-  !>   cmcmax : maximum canopy water content [m] (in)
-  !>   cfactr : canopy water exponent [-] (in)
+  !>   wet_fraction : (CMC/CMCMAX)**CFACTR of the canopy water CMC, capacity
+  !>            CMCMAX and exponent CFACTR; 0 if CMC = 0 (in)
   !>   shdfac : green vegetation fraction [-] (in)
   !>   pc     : plant coefficient [-] (in)
   !>   rtdis  : root fraction per layer [-] (in, nsoil)
   !>   smcwlt : wilting point per layer [m3 m-3] (in, nsoil)
   !>   smcref : reference moisture per layer [m3 m-3] (in, nsoil)
   !>   et1    : transpiration per layer [m s-1] (out, nsoil)
-  pure subroutine transp(nsoil, nroot, etp1, sh2o, cmc, cmcmax, cfactr, shdfac, pc, rtdis, &
+  pure subroutine transp(nsoil, nroot, etp1, sh2o, wet_fraction, shdfac, pc, rtdis, &
                          smcwlt, smcref, et1)
     integer,  intent(in)  :: nsoil, nroot
     real(dp), intent(in)  :: etp1
     real(dp), intent(in)  :: sh2o(:)
-    real(dp), intent(in)  :: cmc, cmcmax, cfactr, shdfac, pc
+    real(dp), intent(in)  :: wet_fraction, shdfac, pc
     real(dp), intent(in)  :: rtdis(nsoil), smcwlt(nsoil), smcref(nsoil)
     real(dp), intent(out) :: et1(nsoil)
 
@@ -133,11 +140,8 @@ contains
     real(dp) :: denom
     integer  :: i
 
-    if (abs(cmc) > 0.0_dp) then   ! CMC /= 0
-      etp1a = shdfac*pc*etp1*(1.0_dp - (cmc/cmcmax)**cfactr)
-    else
-      etp1a = shdfac*pc*etp1
-    end if
+    ! (for a dry canopy, wet_fraction = 0 and the factor is exactly 1)
+    etp1a = shdfac*pc*etp1*(1.0_dp - wet_fraction)
 
     gx_mean = 0.0_dp
     do i = 1, nroot

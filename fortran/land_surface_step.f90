@@ -98,6 +98,7 @@ module nt_land_surface_step
     real(dp) :: topt, rsmax, cmcmax, cfactr
     ! general and site
     real(dp) :: slope, sbeta, fxexp, salp, lvcoef, zbot, czil, tbot
+    real(dp) :: exp_minus_salp   !< exp(-salp), for the snow cover fraction
     real(dp) :: zlvl, zlvl_wind, z0h_beta, snow_cond_mult
     real(dp) :: monthly(12, nmon)
     type(heat_block) :: heat    !< geometry/parameter-only terms of the soil heat step (one lane)
@@ -227,6 +228,7 @@ contains
     p%sbeta = column_par(cp_sbeta)
     p%fxexp = column_par(cp_fxexp)
     p%salp = column_par(cp_salp)
+    p%exp_minus_salp = exp(-p%salp)
     p%lvcoef = column_par(cp_lvcoef)
     p%zbot = column_par(cp_zbot)
     p%czil = column_par(cp_czil)
@@ -394,6 +396,8 @@ contains
     end if
 
     ! --- snow state, precipitation type, new snow (spec 3.3)
+    snowng = f%prcp > 0.0_dp .and. f%ffrozp > 0.5_dp
+    frzgra = f%prcp > 0.0_dp .and. (.not. snowng) .and. t1 <= tfreez
     snow_created = 0.0_dp
     if (sneqv <= snow_swe_min) then
       snow_created = -sneqv        ! a trace of snow is removed (legacy threshold)
@@ -407,10 +411,9 @@ contains
         d%status = status_snow_density
         return
       end if
-      sncond = csnow(sndens, p%snow_cond_mult)
+      ! (with new snow, the conductivity is that of the new density, below)
+      if (.not. (snowng .or. frzgra)) sncond = csnow(sndens, p%snow_cond_mult)
     end if
-    snowng = f%prcp > 0.0_dp .and. f%ffrozp > 0.5_dp
-    frzgra = f%prcp > 0.0_dp .and. (.not. snowng) .and. t1 <= tfreez
     if (snowng .or. frzgra) then
       sn_new = f%prcp * dt * 0.001_dp
       sneqv = sneqv + sn_new
@@ -427,7 +430,7 @@ contains
       albedo = alb
       emissi = embrd
     else
-      call snfrac(sneqv, p%snup, p%salp, sncovr)
+      call snfrac(sneqv, p%snup, p%salp, sncovr, p%exp_minus_salp)
       sncovr = min(sncovr, snow_cover_cap)
       call alcalc(alb, p%snoalb, embrd, sncovr, snowng, dt, p%lvcoef, snotime1, albedo, emissi)
     end if

@@ -72,14 +72,22 @@ contains
   !>   sneqv  : snow water equivalent [m] (in)
   !>   snup   : SWE of full snow cover [m] (in)
   !>   salp   : shape parameter of the depletion curve [-] (in)
+  !>   exp_minus_salp : exp(-salp), a column constant (in, optional: computed
+  !>            here if absent)
   !>   sncovr : snow cover fraction, not capped [-] (out)
-  pure subroutine snfrac(sneqv, snup, salp, sncovr)
+  pure subroutine snfrac(sneqv, snup, salp, sncovr, exp_minus_salp)
     real(dp), intent(in)  :: sneqv, snup, salp
     real(dp), intent(out) :: sncovr
-    real(dp) :: ratio
+    real(dp), intent(in), optional :: exp_minus_salp
+    real(dp) :: ratio, e_salp
     if (sneqv < snup) then
       ratio  = sneqv/snup
-      sncovr = 1.0_dp - (exp(-salp*ratio) - ratio*exp(-salp))
+      if (present(exp_minus_salp)) then
+        e_salp = exp_minus_salp
+      else
+        e_salp = exp(-salp)
+      end if
+      sncovr = 1.0_dp - (exp(-salp*ratio) - ratio*e_salp)
     else
       sncovr = 1.0_dp
     end if
