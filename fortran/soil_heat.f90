@@ -454,7 +454,8 @@ contains
     real(dp) :: xh2o           ! new liquid water [m3 m-3]
     real(dp) :: qnew           ! QTOT_k + TSNSR_k with that water [W m-2]
     real(dp) :: tlo, thi       ! lowest and highest of a layer's three TMPAVG temperatures [K]
-    integer(int64) :: nmixed   ! number of layers with T0 between tlo and thi
+    ! first / last layer of a lane with T0 between tlo and thi; a layer index or 0
+    integer(int64) :: kmixed_lo(hb%nlanes), kmixed_hi(hb%nlanes), kk
     integer  :: nb, n, c, k
 
     nb = hb%nlanes
@@ -505,26 +506,30 @@ contains
     ! side of T0 is (T_up + 2 T_k + T_dn)/4 in both of its branches; that is
     ! computed for every layer, and the layers that T0 crosses (few: at the
     ! freezing and thawing fronts) get the full TMPAVG afterwards.
-    nmixed = 0
+    ! (kmixed_lo/hi: the first and last such layer of each lane, n + 1 and 0 if none)
+    do c = 1, nb
+      kmixed_lo(c) = n + 1
+      kmixed_hi(c) = 0
+    end do
     do k = 1, n
       do c = 1, nb
         rhs(c, k) = flux(c, k-1) - flux(c, k)                              ! QTOT_k
         tavg(c, k) = (tint(c, k-1) + 2.0_dp*stc(c, k) + tint(c, k))/4.0_dp
         tlo = min(tint(c, k-1), stc(c, k), tint(c, k))
         thi = max(tint(c, k-1), stc(c, k), tint(c, k))
-        nmixed = nmixed + merge(1_int64, 0_int64, tlo < tfreez .and. .not. (thi < tfreez))
+        kk = merge(int(k, int64), 0_int64, tlo < tfreez .and. .not. (thi < tfreez))
+        kmixed_hi(c) = max(kmixed_hi(c), kk)
+        kmixed_lo(c) = min(kmixed_lo(c), merge(kk, int(n + 1, int64), kk > 0))
       end do
     end do
-    if (nmixed > 0) then
-      do k = 1, n
-        do c = 1, nb
-          tlo = min(tint(c, k-1), stc(c, k), tint(c, k))
-          thi = max(tint(c, k-1), stc(c, k), tint(c, k))
-          if (tlo < tfreez .and. .not. (thi < tfreez)) &
-            tavg(c, k) = layer_average_temperature(tint(c, k-1), stc(c, k), tint(c, k), hb%dz(c, k))
-        end do
+    do c = 1, nb
+      do k = int(kmixed_lo(c)), int(kmixed_hi(c))
+        tlo = min(tint(c, k-1), stc(c, k), tint(c, k))
+        thi = max(tint(c, k-1), stc(c, k), tint(c, k))
+        if (tlo < tfreez .and. .not. (thi < tfreez)) &
+          tavg(c, k) = layer_average_temperature(tint(c, k-1), stc(c, k), tint(c, k), hb%dz(c, k))
       end do
-    end if
+    end do
     do k = 1, n
       do c = 1, nb
         need(c, k) = merge(1_int64, 0_int64, needs_phase_change(smc(c, k), sh2o(c, k), &

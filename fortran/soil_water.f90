@@ -376,19 +376,21 @@ contains
     call exp_array_inrange(nb, kdt_arg, exp_kdt)          ! exp(-KDT DT1) of every lane
     ! DD = sum of DMAX_k of every lane, layer by layer over the lanes (the same
     ! order of additions as layer by layer in each lane); used where water
-    ! reaches the soil
-    do c = 1, nb
-      smcav_l(c) = wb%smcmax(c, 1) - smcwlt_entry(c)
-      dd_l(c) = wb%dz(c, 1)*smcav_l(c)*(1.0_dp - (sh2oa(c, 1) + sice(c, 1) - smcwlt_entry(c)) &
-                                        /smcav_l(c))
-    end do
-    do k = 2, n
+    ! reaches the soil (if it reaches no lane's soil, not computed)
+    if (any(pcpdrp /= 0.0_dp)) then
       do c = 1, nb
-        dmax = wb%dz(c, k)*smcav_l(c)*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k)) &
-                                       /smcav_l(c))
-        dd_l(c) = dd_l(c) + dmax
+        smcav_l(c) = wb%smcmax(c, 1) - smcwlt_entry(c)
+        dd_l(c) = wb%dz(c, 1)*smcav_l(c)*(1.0_dp - (sh2oa(c, 1) + sice(c, 1) - smcwlt_entry(c)) &
+                                          /smcav_l(c))
       end do
-    end do
+      do k = 2, n
+        do c = 1, nb
+          dmax = wb%dz(c, k)*smcav_l(c)*(1.0_dp - (sh2oa(c, k) + sice(c, k) - wb%smcwlt(c, k)) &
+                                         /smcav_l(c))
+          dd_l(c) = dd_l(c) + dmax
+        end do
+      end do
+    end if
     do c = 1, nb
       pddum(c) = pcpdrp(c)
       runoff1(c) = 0.0_dp
