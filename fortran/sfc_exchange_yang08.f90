@@ -95,6 +95,11 @@ contains
     real(dp) :: d                     ! Rib/Pr
     real(dp) :: rib_u, rib_s          ! Rib clipped for the unstable / stable branch
     real(dp) :: rib_new(nb)           ! Rib of the lane's branch
+    real(dp) :: d_u(nb)               ! Rib/Pr of the unstable branch
+    real(dp) :: coef_u(nb)            ! the unstable fit's coefficient times (zh - z0h)
+    real(dp) :: one_minus_m(nb)       ! 1 - z0m/zm
+    real(dp) :: lg_fit(2*nb), lg_h(nb)    ! ln(-d), ln(ln(zm/z0m)); ln(ln(zh/z0h))
+    logical  :: any_unstable          ! some lane has Rib < 0
     real(dp) :: s_u, s_s, denom       ! 1/L of the unstable / stable branch; the fit's denominator
     logical  :: unstable              ! Rib < 0
     integer(int64) :: singular(nb)    ! 1 where the unstable fit is singular (the lane stops)
@@ -143,6 +148,26 @@ contains
       nu(c) = 1.328e-5_dp*(p0/psfc(c))*nu(c)
     end do
 
+    ! The terms of the Obukhov-length step that do not change over the iterations
+    ! (the same operations as in the iteration, done once): the bulk Richardson
+    ! number, Rib/Pr and the leading factor of the unstable fit, 1 - z0m/zm of the
+    ! stable clip, and the logarithms ln(-d), ln(ln(zm/z0m)) of the unstable fit
+    ! if a lane needs them.
+    do c = 1, nb
+      rib_raw(c) = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
+      d_u(c) = max(rib_raw(c), -10.0_dp)/prantl02
+      coef_u(c) = d_u(c)*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))
+      one_minus_m(c) = 1.0_dp - z0m(c)/zm(c)
+    end do
+    any_unstable = any(rib_raw < 0.0_dp)
+    if (any_unstable) then
+      do c = 1, nb
+        arg(c) = -d_u(c)
+        arg(nb + c) = log_m(c)
+      end do
+      call log_array_positive(2*nb, arg, lg_fit)
+    end if
+
     do iter = 1, n_iter
       ! --- thermal roughness (Yang et al. 2008) ---
       do c = 1, nb
@@ -157,41 +182,31 @@ contains
       call log_array_positive(nb, arg, log_h)
 
       ! --- Monin-Obukhov length from the bulk Richardson number ---
-      ! the logarithms of the unstable-case fit, ln(-d), ln(ln(zm/z0m)), ln(ln(zh/z0h)),
-      ! if a lane needs them
-      do c = 1, nb
-        rib_raw(c) = (grav/theta_a(c))*(theta_a(c) - theta_s(c))*(zm(c) - z0m(c))/u(c)**2
-      end do
-      if (any(rib_raw < 0.0_dp)) then
-        do c = 1, nb
-          arg(c) = -(max(rib_raw(c), -10.0_dp)/prantl02)
-          arg(nb + c) = log_m(c)
-          arg(2*nb + c) = log_h(c)
-        end do
-        call log_array_positive(3*nb, arg, lg)
-      end if
+      ! the logarithm of the unstable-case fit that changes, ln(ln(zh/z0h)), if a
+      ! lane needs it
+      if (any_unstable) call log_array_positive(nb, log_h, lg_h)
       ! Both branches for every lane, then a selection (a loop without branches,
       ! so it vectorises across lanes; the unstable branch's values of a stable
       ! lane, and the reverse, are computed from whatever lg holds and not used).
       do c = 1, nb
         ! unstable (Rib < 0): the fit of the Obukhov length
         rib_u = max(rib_raw(c), -10.0_dp)
-        d   = rib_u/prantl02
+        d   = d_u(c)
         num = d*(log_m(c)**2/log_h(c))/(zm(c) - z0m(c))
-        pa  = lg(c)
-        pb  = lg(nb + c)
-        pc  = lg(2*nb + c)
+        pa  = lg_fit(c)
+        pb  = lg_fit(nb + c)
+        pc  = lg_h(c)
         p   = 0.03728_dp - 0.093143_dp*pa - 0.24069_dp*pb + 0.30616_dp*pc &
               + 0.017131_dp*pa**2 + 0.037666_dp*pa*pb - 0.084598_dp*pb**2 - 0.016498_dp*pa*pc &
               + 0.1828_dp*pb*pc - 0.12587_dp*pc**2
         p   = max(0.0_dp, p)
-        coef = d*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))/(zh(c) - z0h(c))
+        coef = coef_u(c)/(zh(c) - z0h(c))
         denom = 1.0_dp - coef*p
         ! (singular fit: the lane stops, below; s = -1, any finite value)
         s_u = merge(-1.0_dp, num/denom, abs(denom) < 1.0e-6_dp)
         ! stable: the quadratic
         rib_s = min(rib_raw(c), 0.2_dp, prantl01*beta_h*(1.0_dp - z0h(c)/zh(c))/beta_m**2 &
-                                        /(1.0_dp - z0m(c)/zm(c)) - 0.05_dp)
+                                        /one_minus_m(c) - 0.05_dp)
         d   = rib_s/prantl01
         qa  = d*beta_m**2*(zm(c) - z0m(c)) - beta_h*(zh(c) - z0h(c))
         qb  = 2.0_dp*d*beta_m*log_m(c) - log_h(c)
