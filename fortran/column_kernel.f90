@@ -195,7 +195,7 @@ contains
       end if
       if (.not. allocated(tb)) allocate(tb(nb, nlay), smb(nb, nlay), slb(nb, nlay), wet1(nb, nlay), &
                                         dtmin(nb, nlay), dtmax(nb, nlay), dtsum(nb, nlay))
-      wet1 = 0.0_dp
+      wet1 = 0.0_dp     ! (land_surface_step sets the root layers; below them it stays 0)
       do l = 1, nb
         icol = lane_col(l)
         call heat_block_set_lane(hb, l, p(l)%heat)

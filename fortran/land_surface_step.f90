@@ -351,8 +351,9 @@ contains
     real(dp), intent(inout) :: t1, cmc, snowh, sneqv, albedo, emissi, z0, z0brd, snotime1, q1
     type(step_diagnostics), intent(inout) :: d
     type(step_work), intent(inout) :: w
-    !> transpiration per layer [m s-1], an input of the soil water step (set
-    !> unless the step fails)
+    !> transpiration per layer [m s-1], an input of the soil water step: set in
+    !> the root layers unless the step fails (below the roots it is always 0,
+    !> which the caller's array holds)
     real(dp), intent(inout) :: et1_out(:)
 
     integer :: n
@@ -528,7 +529,7 @@ contains
       w%prcp1 = prcp1
       w%edir1 = edir1
       w%ec1 = ec1
-      et1_out = et1
+      et1_out(1:p%nroot) = et1(1:p%nroot)   ! (below the roots: 0, as the driver's array)
       w%ett1 = ett1
       w%eta1 = eta1
       w%dew = dew
@@ -641,7 +642,7 @@ contains
       w%prcp1 = prcp1
       w%edir1 = edir1
       w%ec1 = ec1
-      et1_out = et1
+      et1_out(1:p%nroot) = et1(1:p%nroot)   ! (below the roots: 0, as the driver's array)
       w%ett1 = ett1
       w%etns = etns
       w%esnow2 = esnow2

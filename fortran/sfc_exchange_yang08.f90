@@ -98,6 +98,7 @@ contains
     real(dp) :: d_u(nb)               ! Rib/Pr of the unstable branch
     real(dp) :: coef_u(nb)            ! the unstable fit's coefficient times (zh - z0h)
     real(dp) :: one_minus_m(nb)       ! 1 - z0m/zm
+    real(dp) :: zh10(nb)              ! zh/10, the upper clip of z0h
     real(dp) :: lg_fit(2*nb), lg_h(nb)    ! ln(-d), ln(ln(zm/z0m)); ln(ln(zh/z0h))
     logical  :: any_unstable          ! some lane has Rib < 0
     real(dp) :: s_u, s_s, denom       ! 1/L of the unstable / stable branch; the fit's denominator
@@ -158,6 +159,7 @@ contains
       d_u(c) = max(rib_raw(c), -10.0_dp)/prantl02
       coef_u(c) = d_u(c)*gamma_m**2/8.0_dp/gamma_h*(zm(c) - z0m(c))
       one_minus_m(c) = 1.0_dp - z0m(c)/zm(c)
+      zh10(c) = zh(c)/10.0_dp
     end do
     any_unstable = any(rib_raw < 0.0_dp)
     if (any_unstable) then
@@ -176,7 +178,7 @@ contains
       call exp_array_inrange(nb, arg, z0h)
       do c = 1, nb
         z0h(c) = 70.0_dp*nu(c)/ustar(c)*z0h(c)
-        z0h(c) = min(zh(c)/10.0_dp, max(z0h(c), 1.0e-10_dp))
+        z0h(c) = min(zh10(c), max(z0h(c), 1.0e-10_dp))
         arg(c) = zh(c)/z0h(c)
       end do
       call log_array_positive(nb, arg, log_h)
