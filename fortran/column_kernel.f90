@@ -32,6 +32,7 @@ module nt_column_kernel
   use nt_sfc_exchange_chen97, only: sfcdif_chen97, czil_chen_zhang
   use nt_sfc_exchange_myj, only: myj_init, sfcdif_myj
   use nt_sfc_exchange_yang08, only: sfcdif_yang08_block
+  use nt_thermal_conductivity, only: tc_layers
   implicit none
   private
   public :: run_columns, options_from_array, thaw_depth
@@ -148,6 +149,13 @@ contains
     real(dp), allocatable, dimension(:, :) :: dtmin, dtmax, dtsum
     real(dp), dimension(block_width) :: sum_t, sum_l   ! column sums of tb and slb
     integer(int64) :: running_flag(block_width)        ! running as 1 / 0
+    ! the conductivity of each lane's surface layer at the step's start (df1_*
+    ! terms, spec 3.5) and after the water step (nopac_* terms, spec 5), for the
+    ! block's lanes together: the smc, sh2o of the top layer, the terms, results
+    real(dp), dimension(block_width) :: top_smc, top_sh2o, df1_soil, df1n_soil
+    real(dp), dimension(block_width) :: df1_smcmax, df1_solid, df1_dry, nopac_smcmax, nopac_solid, &
+                                        nopac_dry, top_kappa_unfrozen, top_kappa_frozen
+    integer, dimension(block_width) :: df1_class, nopac_class
     ! the block's soil water step: parameters, inputs and outputs
     type(water_block) :: wb
     real(dp), dimension(block_width) :: wprcp1, wedir1, wec1, wshdfac, wcmc, wrun1, wrun2, wrun3, &
@@ -204,6 +212,16 @@ contains
         yzm(l) = p(l)%zlvl_wind
         yzh(l) = p(l)%zlvl
         ybeta(l) = p(l)%z0h_beta
+        df1_smcmax(l) = p(l)%df1_smcmax
+        df1_class(l) = p(l)%df1_class
+        df1_solid(l) = p(l)%df1_solid
+        df1_dry(l) = p(l)%df1_dry
+        nopac_smcmax(l) = p(l)%nopac_smcmax
+        nopac_class(l) = p(l)%nopac_class
+        nopac_solid(l) = p(l)%nopac_solid
+        nopac_dry(l) = p(l)%nopac_dry
+        top_kappa_unfrozen(l) = p(l)%tc_kappa_unfrozen(1)
+        top_kappa_frozen(l) = p(l)%tc_kappa_frozen(1)
         tb(l, :) = stc(:, icol)
         smb(l, :) = smc(:, icol)
         slb(l, :) = sh2o(:, icol)
@@ -313,13 +331,21 @@ contains
           end do
         end if
 
-        ! --- the land step up to its soil water step, lane by lane
+        ! --- the land step up to its soil water step, lane by lane (the surface
+        ! layer's conductivity of every lane first)
+        do l = 1, nb
+          top_smc(l) = smb(l, 1)
+          top_sh2o(l) = slb(l, 1)
+        end do
+        call tc_layers(opt%thermal_conductivity, nb, top_smc, df1_smcmax, top_sh2o, df1_class,   &
+                       top_kappa_unfrozen, top_kappa_frozen, df1_solid, df1_dry, df1_soil)
         do l = 1, nb
           if (.not. running(l)) cycle
           icol = lane_col(l)
           call land_surface_step(p(l), opt, dt, f(l), ch(l), ribb(l), tb(l, :), smb(l, :),       &
                                  slb(l, :), t1(l), cmc(l), snowh(l), sneqv(l), albedo(l), emissi(l), &
-                                 z0(l), z0brd(l), snotime1(l), q1(l), d(l), wk(l), wet1(l, :))
+                                 z0(l), z0brd(l), snotime1(l), q1(l), d(l), wk(l), wet1(l, :),  &
+                                 df1_soil(l))
           if (d(l)%status /= status_ok) then
             status(icol) = d(l)%status
             fail_step(icol) = istep
@@ -345,7 +371,14 @@ contains
                          wcmc(1:nb), smb, slb, wrun1(1:nb), wrun2(1:nb), wrun3(1:nb),         &
                          wdrip(1:nb), wcreated(1:nb))
 
-        ! --- the rest of the land step, lane by lane
+        ! --- the rest of the land step, lane by lane (the surface layer's
+        ! conductivity of every lane after the water step first)
+        do l = 1, nb
+          top_smc(l) = smb(l, 1)
+          top_sh2o(l) = slb(l, 1)
+        end do
+        call tc_layers(opt%thermal_conductivity, nb, top_smc, nopac_smcmax, top_sh2o, nopac_class, &
+                       top_kappa_unfrozen, top_kappa_frozen, nopac_solid, nopac_dry, df1n_soil)
         do l = 1, nb
           if (.not. running(l)) cycle
           cmc(l) = wcmc(l)
@@ -354,7 +387,8 @@ contains
           wk(l)%runoff3 = wrun3(l)
           wk(l)%created = wcreated(l)
           call step_after_water(p(l), opt, dt, f(l), ch(l), emissi(l), tb(l, :), smb(l, :),   &
-                                slb(l, :), t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l))
+                                slb(l, :), t1(l), snowh(l), sneqv(l), q1(l), d(l), wk(l), h(l), &
+                                df1n_soil(l))
         end do
 
         ! --- soil heat of the block's lanes

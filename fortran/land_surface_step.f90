@@ -34,7 +34,7 @@ module nt_land_surface_step
   use nt_kinds, only: dp
   use nt_constants, only: tfreez, lvh2o, lsubs, lsubf, sigma_sb, cph2o, cpice
   use nt_parameter_layout
-  use nt_thermal_conductivity, only: tc_static_terms, tc_from_static_terms, tc_class_other
+  use nt_thermal_conductivity, only: tc_static_terms, tc_class_other
   use nt_soil_heat, only: heat_block, heat_prepare
   use nt_soil_water, only: water_block, water_prepare
   use nt_potential_evaporation, only: penman
@@ -141,6 +141,7 @@ module nt_land_surface_step
   type :: step_work
     logical :: snow_free = .true.   !< NOPAC (no snow on the ground at the step's start)
     real(dp) :: shdfac = 0, sncovr = 0, sndens = 0, ssoil = 0, df1 = 0
+    real(dp) :: veg_reduction = 1   !< exp(SBETA SHDFAC), the vegetation factor of DF1
     real(dp) :: fdown = 0, t24 = 0, etp = 0, rch = 1, epsca = 0, rr = 1, t2v = 1
     real(dp) :: edir = 0, ec = 0, ett = 0, esnow = 0, snow_created = 0
     real(dp) :: etns = 0, esnow2 = 0, esd = 0, dew = 0, eta1 = 0, ett1 = 0
@@ -340,7 +341,7 @@ contains
   !> z0brd roughness [m], snotime1 snow age [s], q1 surface humidity.
   !> ch [m s-1] and ribb come from the exchange-coefficient call before this step.
   subroutine land_surface_step(p, opt, dt, f, ch, ribb, stc, smc, sh2o, t1, cmc, snowh, sneqv, &
-                               albedo, emissi, z0, z0brd, snotime1, q1, d, w, et1_out)
+                               albedo, emissi, z0, z0brd, snotime1, q1, d, w, et1_out, df1_soil)
     type(column_params), intent(in) :: p
     type(column_options), intent(in) :: opt
     real(dp), intent(in) :: dt
@@ -355,6 +356,10 @@ contains
     !> the root layers unless the step fails (below the roots it is always 0,
     !> which the caller's array holds)
     real(dp), intent(inout) :: et1_out(:)
+    !> conductivity of the surface layer at the step's start, tc_from_static_terms
+    !> with the df1_* terms (spec 3.5; the driver computes it for a block's lanes
+    !> together) [W m-1 K-1]
+    real(dp), intent(in) :: df1_soil
 
     integer :: n
     real(dp) :: shdfac, embrd, xlai, alb, frac
@@ -437,10 +442,9 @@ contains
     end if
 
     ! --- surface-layer conductance and provisional ground heat flux (spec 3.5)
-    df1 = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%df1_smcmax, sh2o(1), &
-                               p%df1_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
-                               p%df1_solid, p%df1_dry)
-    df1 = df1 * exp(p%sbeta * shdfac)
+    df1 = df1_soil
+    w%veg_reduction = exp(p%sbeta * shdfac)    ! (again after the water step)
+    df1 = df1 * w%veg_reduction
     if (sncovr > full_snow_cover_df) df1 = sncond
     dsoil = -0.5_dp * p%zsoil(1)
     if (sneqv == 0.0_dp) then
@@ -661,7 +665,7 @@ contains
   !>   d : the step's diagnostics (inout);  w : from land_surface_step and the water step (in)
   !>   h : the heat solve's request (out)
   subroutine step_after_water(p, opt, dt, f, ch, emissi, stc, smc, sh2o, t1, snowh, sneqv, q1, d, &
-                              w, h)
+                              w, h, df1n_soil)
     type(column_params), intent(in) :: p
     type(column_options), intent(in) :: opt
     real(dp), intent(in) :: dt
@@ -672,6 +676,10 @@ contains
     type(step_diagnostics), intent(inout) :: d
     type(step_work), intent(in) :: w
     type(heat_request), intent(out) :: h
+    !> conductivity of the surface layer after the water step, tc_from_static_terms
+    !> with the nopac_* terms (spec 5, quirk Q3; the driver computes it for a
+    !> block's lanes together) [W m-1 K-1]
+    real(dp), intent(in) :: df1n_soil
 
     real(dp) :: shdfac, sncovr, sndens, ssoil, df1, fdown, t24, etp, rch, epsca, rr, t2v
     real(dp) :: eta_kin, eta, edir, ec, ett, esnow, lvh_eff
@@ -756,10 +764,8 @@ contains
       d%runoff2 = (w%runoff2 + w%runoff3 / dt) * 1000.0_dp
 
       ! Soil heat with the moisture after the water step (spec 5; quirk Q3).
-      df1n = tc_from_static_terms(opt%thermal_conductivity, smc(1), p%nopac_smcmax, sh2o(1), &
-                                  p%nopac_class, p%tc_kappa_unfrozen(1), p%tc_kappa_frozen(1), &
-                                  p%nopac_solid, p%nopac_dry)
-      df1n = df1n * exp(p%sbeta * shdfac)
+      df1n = df1n_soil
+      df1n = df1n * w%veg_reduction           ! exp(SBETA SHDFAC)
       yy = f%sfctmp + ((fdown - emissi * sigma_sb * t24) / rch + f%th2 - f%sfctmp - beta * epsca) / rr
       zz1 = df1n / (-0.5_dp * p%zsoil(1) * rch * rr) + 1.0_dp
       ! the heat solve, then T1 and SSOIL from the new stc(1): finish_step

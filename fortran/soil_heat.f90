@@ -470,10 +470,9 @@ contains
     end do
     lambda(:, 1) = df1
     ! layers 2..n of all lanes are one contiguous run of (n-1)*nb elements
-    call tc_layers(hb%tc_option, nb*(n - 1), smc(:, 2:n), hb%smcmax(:, 2:n), hb%rsmcmax(:, 2:n), &
-                   sh2o(:, 2:n), hb%tc_class(:, 2:n), hb%tc_kappa_unfrozen(:, 2:n),              &
-                   hb%tc_kappa_frozen(:, 2:n), hb%tc_solid(:, 2:n), hb%tc_dry(:, 2:n),           &
-                   lambda(:, 2:n))
+    call tc_layers(hb%tc_option, nb*(n - 1), smc(:, 2:n), hb%smcmax(:, 2:n), sh2o(:, 2:n),     &
+                   hb%tc_class(:, 2:n), hb%tc_kappa_unfrozen(:, 2:n), hb%tc_kappa_frozen(:, 2:n), &
+                   hb%tc_solid(:, 2:n), hb%tc_dry(:, 2:n), lambda(:, 2:n), hb%rsmcmax(:, 2:n))
     do k = 1, n
       do c = 1, nb
         cond(c, k) = lambda(c, k)*hb%rdist(c, k)

@@ -101,17 +101,21 @@ contains
                                      solid_term), thkdry)
   end function tc_from_static_terms
 
-  !> tc_from_static_terms for n layers (one call per column and step), with
-  !> Sr = smc/smcmax evaluated as smc*rsmcmax (the reciprocal of the porosity
-  !> precomputed; a few ulp from the division):
+  !> tc_from_static_terms for n layers (the layers of a block's lanes, or the
+  !> top layer of each lane), vectorised.  Without rsmcmax the result has the
+  !> bits of n calls of tc_from_static_terms (its exponential and logarithm are
+  !> nt_elementary's array routines, which give fexp's and flog's bits); with
+  !> rsmcmax, Sr = smc/smcmax is evaluated as smc*rsmcmax (the reciprocal of
+  !> the porosity precomputed; a few ulp from the division).
   !>   option, tc_class, kappa_unfrozen, kappa_frozen, solid_term, thkdry,
   !>   smc, smcmax, sh2o : per layer, as tc_from_static_terms (in)
-  !>   rsmcmax : 1/smcmax per layer (in)
+  !>   rsmcmax : 1/smcmax per layer (in, optional)
   !>   df      : thermal conductivity per layer [W m-1 K-1] (out)
-  pure subroutine tc_layers(option, n, smc, smcmax, rsmcmax, sh2o, tc_class, kappa_unfrozen, &
-                            kappa_frozen, solid_term, thkdry, df)
+  pure subroutine tc_layers(option, n, smc, smcmax, sh2o, tc_class, kappa_unfrozen, &
+                            kappa_frozen, solid_term, thkdry, df, rsmcmax)
     integer,  intent(in)  :: option, n, tc_class(n)
-    real(dp), intent(in)  :: smc(n), smcmax(n), rsmcmax(n), sh2o(n)
+    real(dp), intent(in)  :: smc(n), smcmax(n), sh2o(n)
+    real(dp), intent(in), optional :: rsmcmax(n)
     real(dp), intent(in)  :: kappa_unfrozen(n), kappa_frozen(n), solid_term(n), thkdry(n)
     real(dp), intent(out) :: df(n)
     real(dp) :: thksat(n), arg(n), sr(n), log_sr(n)
@@ -130,9 +134,17 @@ contains
     ! Kersten number of the unfrozen layers with Sr > 0.1 that use Johansen's
     ! form; skipped when no layer does (e.g. a permafrost column in winter:
     ! log_sr is then not read)
+    if (present(rsmcmax)) then
+      do k = 1, n
+        sr(k) = smc(k)*rsmcmax(k)
+      end do
+    else
+      do k = 1, n
+        sr(k) = smc(k)/smcmax(k)
+      end do
+    end if
     nlog = 0
     do k = 1, n
-      sr(k) = smc(k)*rsmcmax(k)
       nlog = nlog + merge(1_int64, 0_int64, uses_log_sr(option, sr(k), smc(k), sh2o(k), tc_class(k)))
     end do
     if (nlog > 0) then
