@@ -110,6 +110,8 @@ contains
     real(dp) :: num, pa, pb, pc, p, coef   ! unstable-case fit
     real(dp) :: qa, qb, qc                 ! stable-case quadratic a, b, c
     real(dp) :: x1(nb), x2(nb), y1, y2, psi_m, psi_h, f_m, f_h
+    real(dp) :: atan_x1(nb), atan_x2(nb)   ! arctangents of x1, x2 (unstable lanes)
+    real(dp) :: f_m_u(nb), f_h_u(nb)       ! unstable profiles: f_m, f_h Pr
     real(dp) :: arg(3*nb), lg(3*nb)   ! arguments and their logarithms / exponentials
     logical  :: running(nb)           ! the lane has not stopped
     integer  :: c, iter
@@ -251,22 +253,36 @@ contains
         end do
         call log_array_positive(3*nb, arg, lg)
       end if
+      ! The arctangents of the unstable lanes (scalar C-library calls); then the
+      ! unstable profiles' denominators of every lane, in a loop of their own (the
+      ! compiler would otherwise evaluate them under the selection's condition,
+      ! which does not vectorise); then the stable ones, the selection and the
+      ! two divisions (vectorised across lanes; the unstable values of a stable
+      ! lane are computed from whatever lg holds and not used).
       do c = 1, nb
         if (obukhov_l(c) < 0.0_dp) then
-          psi_m = 2.0_dp*lg(c) + lg(nb + c) - 2.0_dp*atan(x2(c)) + 2.0_dp*atan(x1(c))
-          psi_h = 2.0_dp*lg(2*nb + c)
-          f_m = max(log_m(c) - psi_m, 0.50_dp*log_m(c))
-          f_h = max(log_h(c) - psi_h, 0.33_dp*log_m(c))
-          c_u(c)  = kv/f_m
-          c_pt(c) = kv/(f_h*prantl02)
+          atan_x1(c) = atan(x1(c))
+          atan_x2(c) = atan(x2(c))
         else
-          psi_m = max(-beta_m, -beta_m*(zm(c) - z0m(c))/obukhov_l(c))
-          psi_h = max(-beta_h, -beta_h*(zh(c) - z0h(c))/obukhov_l(c))
-          f_m = min(log_m(c) - psi_m, 2.0_dp*log_m(c))
-          f_h = min(log_h(c) - psi_h, 2.0_dp*log_m(c))   ! cap uses zm/z0m as in the legacy (spec trap 16)
-          c_u(c)  = kv/f_m
-          c_pt(c) = kv/(f_h*prantl01)
+          atan_x1(c) = 0.0_dp
+          atan_x2(c) = 0.0_dp
         end if
+      end do
+      do c = 1, nb
+        psi_m = 2.0_dp*lg(c) + lg(nb + c) - 2.0_dp*atan_x2(c) + 2.0_dp*atan_x1(c)
+        psi_h = 2.0_dp*lg(2*nb + c)
+        f_m_u(c) = max(log_m(c) - psi_m, 0.50_dp*log_m(c))
+        f_h_u(c) = max(log_h(c) - psi_h, 0.33_dp*log_m(c))*prantl02
+      end do
+      do c = 1, nb
+        psi_m = max(-beta_m, -beta_m*(zm(c) - z0m(c))/obukhov_l(c))
+        psi_h = max(-beta_h, -beta_h*(zh(c) - z0h(c))/obukhov_l(c))
+        f_m = min(log_m(c) - psi_m, 2.0_dp*log_m(c))
+        f_h = min(log_h(c) - psi_h, 2.0_dp*log_m(c))   ! cap uses zm/z0m as in the legacy (spec trap 16)
+        f_m = merge(f_m_u(c), f_m, obukhov_l(c) < 0.0_dp)
+        f_h = merge(f_h_u(c), f_h*prantl01, obukhov_l(c) < 0.0_dp)
+        c_u(c)  = kv/f_m
+        c_pt(c) = kv/f_h                                 ! kv/(f_h Pr)
         ustar(c) = c_u(c)*u(c)
         tstar(c) = c_pt(c)*(theta_a(c) - theta_s(c))
       end do
