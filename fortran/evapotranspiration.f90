@@ -71,7 +71,7 @@ contains
           wet_fraction = 0.0_dp
         end if
         call transp(nsoil, nroot, etp1, sh2o, wet_fraction, shdfac, pc, rtdis, smcwlt, smcref, et1)
-        do k = 1, nsoil
+        do k = 1, nroot                ! (et1 = +0 below the roots)
           ett1 = ett1 + et1(k)
         end do
         if (cmc > 0.0_dp) then

@@ -575,7 +575,7 @@ contains
           etns1 = eta1
           edir1 = edir1 * (1.0_dp - sncovr)
           ec1 = ec1 * (1.0_dp - sncovr)
-          et1 = et1 * (1.0_dp - sncovr)
+          et1(1:p%nroot) = et1(1:p%nroot) * (1.0_dp - sncovr)   ! (0 below the roots)
           ett1 = ett1 * (1.0_dp - sncovr)
           etns1 = etns1 * (1.0_dp - sncovr)
           etns = etns1 * 1000.0_dp
