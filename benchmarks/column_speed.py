@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from noahtibet import layout
+from noahtibet import _dispatch
 from noahtibet.kernel import KERNEL_VARIANT, Calendar, ColumnState, run_columns
 from noahtibet.legacy_forcing import model_forcing, read_point_file
 from noahtibet.parameters import PhysicsOptions, column_parameters
@@ -91,7 +92,6 @@ def main() -> None:
                     help="run once per processor variant of the kernel (each in its own process)")
     args = ap.parse_args()
     if args.all_variants:
-        from noahtibet import _dispatch
         variants = [v for v in _dispatch.supported(_dispatch.host_flags()) if v in _dispatch.built()]
         for variant in variants:
             cmd = [sys.executable, __file__, "--columns", str(args.columns), "--repeat",
@@ -126,7 +126,9 @@ def main() -> None:
     steps = nstep * ncol
     frozen = np.mean(batch_state.smc - batch_state.sh2o > 1e-3)
     print(f"noahtibet column kernel: 20 layers, dt = 3 h, {nstep} steps x {ncol} columns, "
-          f"1 core, air temperature offset {args.warming:+.1f} K, kernel {KERNEL_VARIANT}")
+          f"1 core, air temperature offset {args.warming:+.1f} K, kernel {KERNEL_VARIANT}"
+          + (f" (batches under {_dispatch.SMALL_BATCH} columns: {small})"
+             if (small := _dispatch.load_small()[0]) != KERNEL_VARIANT else ""))
     print(f"layers holding ice at the end: {100 * frozen:.0f} %")
     print(f"batch mode:        {min(batch_times) / steps * 1e6:8.3f} us per column-step "
           f"(CPU time of the calling thread, best of {args.repeat})")

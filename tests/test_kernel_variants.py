@@ -207,3 +207,13 @@ def test_version_names_the_kernel_in_use():
     proc = subprocess.run([sys.executable, "-m", "noahtibet.cli", "--version"], env=env,
                           capture_output=True, text=True, check=True)
     assert proc.stdout == f"noahtibet {__version__} (kernel baseline)\n"
+
+
+def test_small_batches_use_avx2_where_x86_64_v4_was_chosen_automatically():
+    assert _dispatch.choose_small("x86-64-v4", {}, V4, ALL) == "x86-64-v3"
+    assert _dispatch.choose_small("x86-64-v3", {}, V4, ALL) == "x86-64-v3"
+    assert _dispatch.choose_small("baseline", {}, V4, ALL) == "baseline"
+    # forced by NOAHTIBET_KERNEL: that variant for every batch
+    assert _dispatch.choose_small("x86-64-v4", {_dispatch.ENV: "x86-64-v4"}, V4, ALL) == "x86-64-v4"
+    # x86-64-v3 not built
+    assert _dispatch.choose_small("x86-64-v4", {}, V4, ["baseline", "x86-64-v4"]) == "x86-64-v4"

@@ -115,6 +115,28 @@ def choose(environ=None, flags=_HOST, available: list[str] | None = None) -> str
     return usable[-1] if usable else "baseline"
 
 
+#: batches of fewer columns than this run on the x86-64-v3 build when x86-64-v4 was
+#: chosen automatically: the 512-bit loops of the x86-64-v4 build are faster for
+#: blocks of many columns but slower for a few (one column a call: 3.5 against
+#: 2.8 us per column-step, benchmarks/column_speed.py).  The variants give the
+#: same bits, so this changes no result.
+SMALL_BATCH = 8
+
+
+def choose_small(variant: str, environ=None, flags=_HOST, available: list[str] | None = None) -> str:
+    """The variant for batches of fewer than SMALL_BATCH columns, given ``variant``
+    (that of choose()): x86-64-v3 instead of an automatically chosen x86-64-v4 if
+    it is built and supported; otherwise ``variant`` (in particular when
+    ``NOAHTIBET_KERNEL`` forces a variant)."""
+    environ = os.environ if environ is None else environ
+    flags = host_flags() if flags is _HOST else flags
+    available = built() if available is None else available
+    if (variant == "x86-64-v4" and not environ.get(ENV, "").strip()
+            and "x86-64-v3" in available and "x86-64-v3" in supported(flags)):
+        return "x86-64-v3"
+    return variant
+
+
 def _is_x86_64() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
@@ -131,6 +153,19 @@ def load() -> tuple[str, ModuleType]:
         module = importlib.import_module(f"{__package__}.{MODULES[variant]}")
         _loaded = (variant, module)
     return _loaded
+
+
+_loaded_small: tuple[str, ModuleType] | None = None
+
+
+def load_small() -> tuple[str, ModuleType]:
+    """(variant, extension module) for batches of fewer than SMALL_BATCH columns
+    (choose_small); imported once per process."""
+    global _loaded_small
+    if _loaded_small is None:
+        variant = choose_small(load()[0])
+        _loaded_small = (variant, importlib.import_module(f"{__package__}.{MODULES[variant]}"))
+    return _loaded_small
 
 
 def kernel_variant() -> str:

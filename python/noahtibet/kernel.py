@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layout
+from ._dispatch import SMALL_BATCH as _SMALL_BATCH
 from ._dispatch import load as _load_kernel
+from ._dispatch import load_small as _load_kernel_small
 
 #: the compiled kernel in use: ``baseline``, ``x86-64-v3`` or ``x86-64-v4`` (see _dispatch)
 KERNEL_VARIANT, _kernel = _load_kernel()
@@ -164,7 +166,10 @@ def run_columns(forcing: np.ndarray, calendar: Calendar, monthly: np.ndarray,
                   np.zeros((nrec, ncol, nlay)), np.zeros((nrec, ncol, len(layout.OUTPUTS))))
     status = np.zeros(ncol, dtype=np.int32)
     fail_step = np.zeros(ncol, dtype=np.int32)
-    _kernel.nt_run_columns(
+    # (a few columns: possibly another processor variant, see _dispatch.SMALL_BATCH;
+    # the same bits)
+    kernel = _kernel if ncol >= _SMALL_BATCH else _load_kernel_small()[1]
+    kernel.nt_run_columns(
         float(dt), options, forcing.T,
         np.ascontiguousarray(calendar.month_prev, dtype=np.int32),
         np.ascontiguousarray(calendar.month_next, dtype=np.int32),
