@@ -143,3 +143,17 @@ def test_a_failing_column_does_not_disturb_its_block(columns):
     for j, c in enumerate(others):
         assert _same([state.stc[c], state.smc[c], state.sh2o[c], state.surface[c]],
                      [without.stc[j], without.smc[j], without.sh2o[j], without.surface[j]]), c
+    # the failing column keeps the soil state it failed with: that of the column run
+    # alone (which fails at the same step), not one the block's solves went on to
+    # compute.  (Its surface state is not compared: NaN travels differently through
+    # vector and scalar code, so a failed column's non-finite values may differ.)
+    alone = ColumnState(st.stc[[bad]].copy(), st.smc[[bad]].copy(), st.sh2o[[bad]].copy(),
+                        st.surface[[bad]].copy())
+    with pytest.raises(KernelError) as err_alone:
+        run_columns(f[:, :, [bad]], cal, mon[[bad]], lp[[bad]], cp[[bad]], alone, 10800.0, options)
+    assert err_alone.value.step == 201
+    for name in ("stc", "smc", "sh2o"):
+        assert np.array_equal(getattr(state, name)[bad], getattr(alone, name)[0], equal_nan=True), name
+    # (and it is the state of step 201, which holds the non-finite values, not the
+    # state the column started with)
+    assert not np.all(np.isfinite(np.concatenate([state.stc[bad], state.sh2o[bad]])))
