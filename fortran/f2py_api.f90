@@ -99,6 +99,38 @@ subroutine nt_thermal_conductivity(n, option, smc, quartz, smcmax, sh2o, tc_clas
   end do
 end subroutine nt_thermal_conductivity
 
+!> The same conductivities as nt_thermal_conductivity, by the kernel's vectorised path
+!> (tc_static_terms, then nt_thermal_conductivity::tc_layers for all n states at once), for
+!> tests: the two must give the same bits.
+subroutine nt_thermal_conductivity_layers(n, option, smc, quartz, smcmax, sh2o, tc_class, &
+                                          kappa_unfrozen, kappa_frozen, dry_coef, df)
+  use, intrinsic :: iso_c_binding, only: c_double, c_int
+  use nt_kinds, only: dp
+  use nt_thermal_conductivity, only: tc_static_terms, tc_layers, tc_option_stock, tc_class_other
+  implicit none
+  integer(c_int), intent(in) :: n, option
+  real(c_double), intent(in) :: smc(n), quartz(n), smcmax(n), sh2o(n)
+  integer(c_int), intent(in) :: tc_class(n)
+  real(c_double), intent(in) :: kappa_unfrozen(n), kappa_frozen(n), dry_coef(n)
+  real(c_double), intent(out) :: df(n)
+  integer :: cls(n)
+  real(dp) :: ku(n), kf(n), dry(n), solid(n), thkdry(n)
+  if (option == tc_option_stock) then
+    ! as tdfcnd_stock: the class and the Cote-Konrad terms are not used
+    cls = tc_class_other
+    ku = 0.0_dp
+    kf = 0.0_dp
+    dry = 0.0_dp
+  else
+    cls = tc_class
+    ku = kappa_unfrozen
+    kf = kappa_frozen
+    dry = dry_coef
+  end if
+  call tc_static_terms(int(option), quartz, smcmax, cls, dry, solid, thkdry)
+  call tc_layers(int(option), int(n), smc, smcmax, sh2o, cls, ku, kf, solid, thkdry, df)
+end subroutine nt_thermal_conductivity_layers
+
 !> Equilibrium (supercooled) liquid water content of n states (nt_supercooled_water::frh2o).
 subroutine nt_supercooled_water(n, tkelv, smc, sh2o, smcmax, bexp, psisat, free)
   use, intrinsic :: iso_c_binding, only: c_double, c_int

@@ -157,3 +157,32 @@ def test_a_failing_column_does_not_disturb_its_block(columns):
     # (and it is the state of step 201, which holds the non-finite values, not the
     # state the column started with)
     assert not np.all(np.isfinite(np.concatenate([state.stc[bad], state.sh2o[bad]])))
+
+
+@pytest.mark.parametrize("option", [1, 2])   # stock TDFCND, Noah-Tibet TDFCND_C05
+def test_vectorised_conductivity_has_the_bits_of_the_elemental_one(option):
+    """The kernel's vectorised thermal conductivity (tc_layers over many layers at once:
+    branch-free selection of the Kersten form, ln(Sr) only when a layer uses it) gives
+    the bits of the elemental function on every kind of layer: frozen and unfrozen,
+    Sr below and above 0.1, other soils, gravel and bedrock; also when no layer needs
+    ln(Sr) (all frozen) and when only a few do."""
+    from noahtibet.kernel import _kernel as K
+    rng = np.random.default_rng(7)
+    n = 3000
+    smcmax = rng.uniform(0.05, 0.5, n)
+    smc = smcmax*rng.uniform(0.03, 1.0, n)                     # Sr from 0.03 to 1
+    frozen = rng.random(n) < 0.5
+    sh2o = np.where(frozen, smc*rng.uniform(0.05, 0.9, n), smc)
+    quartz = rng.uniform(0.05, 0.9, n)
+    tc_class = rng.integers(0, 3, n).astype(np.int32)          # other, gravel, bedrock
+    ku, kf = np.full(n, 4.6), np.full(n, 1.7)
+    dry = np.where(tc_class == layout.TC_CLASS_GRAVEL, 1.70, 0.039)
+    sr = smc/smcmax
+    for idx in (np.arange(n), np.flatnonzero(frozen), np.flatnonzero(~frozen),
+                np.flatnonzero(~frozen & (sr > 0.1) & (sr < 0.2))):
+        args = (option, smc[idx], quartz[idx], smcmax[idx], sh2o[idx], tc_class[idx], ku[idx],
+                kf[idx], dry[idx])
+        elemental = K.nt_thermal_conductivity(*args)
+        vectorised = K.nt_thermal_conductivity_layers(*args)
+        assert np.all(np.isfinite(elemental))
+        assert vectorised.tobytes() == elemental.tobytes()
