@@ -322,11 +322,8 @@ contains
               status(lane_col(l)) = status_yang08
               fail_step(lane_col(l)) = istep
               running(l) = .false.
-              ! the block solves go on computing a failed lane (their results are
-              ! not used): its soil state as it failed is stored now
-              stc(:, lane_col(l)) = tb(l, :)
-              smc(:, lane_col(l)) = smb(l, :)
-              sh2o(:, lane_col(l)) = slb(l, :)
+              call store_lane(l, tb, smb, slb, stc(:, lane_col(l)), smc(:, lane_col(l)), &
+                            sh2o(:, lane_col(l)))
             end if
           end do
         end if
@@ -350,11 +347,8 @@ contains
             status(icol) = d(l)%status
             fail_step(icol) = istep
             running(l) = .false.
-            ! the block solves go on computing a failed lane (their results are
-            ! not used): its soil state as it failed is stored now
-            stc(:, lane_col(l)) = tb(l, :)
-            smc(:, lane_col(l)) = smb(l, :)
-            sh2o(:, lane_col(l)) = slb(l, :)
+            call store_lane(l, tb, smb, slb, stc(:, lane_col(l)), smc(:, lane_col(l)), &
+                            sh2o(:, lane_col(l)))
           end if
         end do
 
@@ -427,11 +421,8 @@ contains
             status(icol) = status_nonfinite
             fail_step(icol) = istep
             running(l) = .false.
-            ! the block solves go on computing a failed lane (their results are
-            ! not used): its soil state as it failed is stored now
-            stc(:, lane_col(l)) = tb(l, :)
-            smc(:, lane_col(l)) = smb(l, :)
-            sh2o(:, lane_col(l)) = slb(l, :)
+            call store_lane(l, tb, smb, slb, stc(:, lane_col(l)), smc(:, lane_col(l)), &
+                            sh2o(:, lane_col(l)))
           end if
         end do
         ! the annual temperature diagnostics of the lanes still running, over the
@@ -495,11 +486,8 @@ contains
         diag_tmin(:, icol) = dtmin(l, :)
         diag_tmax(:, icol) = dtmax(l, :)
         diag_tsum(:, icol) = dtsum(l, :)
-        if (running(l)) then                ! (a failed lane's soil state is already stored)
-          stc(:, icol) = tb(l, :)
-          smc(:, icol) = smb(l, :)
-          sh2o(:, icol) = slb(l, :)
-        end if
+        ! (a failed lane's soil state is already stored)
+        if (running(l)) call store_lane(l, tb, smb, slb, stc(:, icol), smc(:, icol), sh2o(:, icol))
         sstate(ss_skin_temperature, icol) = t1(l)
         sstate(ss_canopy_water, icol) = cmc(l)
         sstate(ss_snow_depth, icol) = snowh(l)
@@ -516,5 +504,18 @@ contains
       end do
     end do
   end subroutine run_columns
+
+  !> The soil state of lane l of a block (tb, smb, slb: lane, layer) into one
+  !> column's arrays.  The driver stores a lane's state when its column fails
+  !> (the block solves go on computing a failed lane, whose results are not
+  !> used) and the running lanes' states at the end of a block.
+  pure subroutine store_lane(l, tb, smb, slb, stc, smc, sh2o)
+    integer,  intent(in)  :: l
+    real(dp), intent(in)  :: tb(:, :), smb(:, :), slb(:, :)
+    real(dp), intent(out) :: stc(:), smc(:), sh2o(:)
+    stc = tb(l, :)
+    smc = smb(l, :)
+    sh2o = slb(l, :)
+  end subroutine store_lane
 
 end module nt_column_kernel
