@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from noahtibet import layout
 from noahtibet import _dispatch
-from noahtibet.kernel import KERNEL_VARIANT, Calendar, ColumnState, run_columns
-from noahtibet.legacy_forcing import model_forcing, read_point_file
-from noahtibet.parameters import PhysicsOptions, column_parameters
-from noahtibet.point import column_spec_for_case, initial_state
+from noahtibet.kernel import KERNEL_VARIANT, ColumnState, run_columns
+from noahtibet.legacy_forcing import read_point_file
+from noahtibet.parameters import PhysicsOptions
+from noahtibet.point import column_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 FORCING = ROOT / "validation" / "reference" / "tanggula" / "forcing_3hourly_synthetic_2007_2008.dat"
@@ -54,33 +53,13 @@ def build(ncol: int, warming: float = 0.0):
     # 3-hourly model step straight on the 3-hourly records (no interpolation)
     case = dataclasses.replace(case, model_timestep=10800,
                                enddate=np.datetime64("2008-03-31T21:00", "m"))
-    pf = model_forcing(case)
-    nstep = len(pf.time)
-    base = np.stack([getattr(pf, n) for n in layout.FORCING], axis=1)
     rng = np.random.default_rng(1)
-    forcing = base[:, :, None] + np.zeros((1, 1, ncol))
     # small per-column offsets of air temperature so columns differ
-    forcing[:, layout.index(layout.FORCING, "air_temperature"), :] += rng.normal(0, 1.5, ncol) + warming
-    calendar = Calendar(pf.month_prev, pf.month_next, pf.month_weight)
-    spec = column_spec_for_case(case)
-    layer_par = np.empty((ncol, 20, len(layout.LAYER_PARAMETERS)))
-    column_par = np.empty((ncol, len(layout.COLUMN_PARAMETERS)))
-    for c in range(ncol):
-        s = dataclasses.replace(spec, soil_class=np.array(PROFILES[c % len(PROFILES)]))
-        layer_par[c], column_par[c] = column_parameters(s)
-    st = initial_state(case, calendar, float(pf.specific_humidity[0]), 2)
-    state = ColumnState(np.repeat(st.stc, ncol, 0), np.repeat(st.smc, ncol, 0),
-                        np.repeat(st.sh2o, ncol, 0), np.repeat(st.surface, ncol, 0))
-    # initial moisture must not exceed the porosity of gravel / bedrock layers
-    smcmax = layer_par[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
-    state.smc = np.minimum(state.smc, smcmax)
-    state.sh2o = np.minimum(state.sh2o, state.smc)
-    monthly = np.zeros((ncol, len(layout.MONTHLY), 12))
-    monthly[:, 0] = case.shdfac_monthly
-    monthly[:, 1] = case.lai_monthly
-    monthly[:, 2] = case.albedo_monthly
+    offsets = rng.normal(0, 1.5, ncol) + warming
+    forcing, calendar, monthly, layer_par, column_par, state = column_batch(
+        case, [PROFILES[c % len(PROFILES)] for c in range(ncol)], temperature_offset=offsets)
     options = PhysicsOptions(surface_exchange="yang08").as_array()
-    return forcing, calendar, monthly, layer_par, column_par, state, options, nstep
+    return forcing, calendar, monthly, layer_par, column_par, state, options, forcing.shape[0]
 
 
 def main() -> None:

@@ -14,9 +14,9 @@ import pytest
 
 from noahtibet import layout
 from noahtibet.kernel import AnnualDiagnostics, Calendar, ColumnState, KernelError, run_columns
-from noahtibet.legacy_forcing import model_forcing, read_point_file
-from noahtibet.parameters import PhysicsOptions, column_parameters
-from noahtibet.point import column_spec_for_case, initial_state
+from noahtibet.legacy_forcing import read_point_file
+from noahtibet.parameters import PhysicsOptions
+from noahtibet.point import column_batch
 
 FORCING = (Path(__file__).resolve().parents[1] / "validation" / "reference" / "tanggula"
            / "forcing_3hourly_synthetic_2007_2008.dat")
@@ -37,29 +37,12 @@ def columns():
     case = read_point_file(FORCING)
     case = dataclasses.replace(case, model_timestep=10800,
                                enddate=np.datetime64("2007-10-31T21:00", "m"))
-    pf = model_forcing(case)
     ncol = 2 * BLOCK + 6
     rng = np.random.default_rng(7)
-    base = np.stack([getattr(pf, n) for n in layout.FORCING], axis=1)
-    forcing = base[:, :, None] + np.zeros((1, 1, ncol))
-    forcing[:, FI["air_temperature"], :] += rng.uniform(-3.0, 9.0, ncol)
-    forcing[:, FI["precipitation"], :] *= rng.choice([1.0, 1.0, 30.0], ncol)
-    calendar = Calendar(pf.month_prev, pf.month_next, pf.month_weight)
-    spec = column_spec_for_case(case)
-    lp = np.empty((ncol, 20, len(layout.LAYER_PARAMETERS)))
-    cp = np.empty((ncol, len(layout.COLUMN_PARAMETERS)))
-    for c in range(ncol):
-        s = dataclasses.replace(spec, soil_class=np.array(PROFILES[c % len(PROFILES)]))
-        lp[c], cp[c] = column_parameters(s)
-    st = initial_state(case, calendar, float(pf.specific_humidity[0]), 2)
-    smcmax = lp[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
-    smc = np.minimum(np.repeat(st.smc, ncol, 0), smcmax)
-    state = ColumnState(np.repeat(st.stc, ncol, 0), smc, np.minimum(np.repeat(st.sh2o, ncol, 0), smc),
-                        np.repeat(st.surface, ncol, 0))
-    monthly = np.zeros((ncol, len(layout.MONTHLY), 12))
-    monthly[:, 0], monthly[:, 1], monthly[:, 2] = (case.shdfac_monthly, case.lai_monthly,
-                                                   case.albedo_monthly)
-    return forcing, calendar, monthly, lp, cp, state
+    offsets = rng.uniform(-3.0, 9.0, ncol)
+    rain = rng.choice([1.0, 1.0, 30.0], ncol)
+    return column_batch(case, [PROFILES[c % len(PROFILES)] for c in range(ncol)],
+                        temperature_offset=offsets, precipitation_factor=rain)
 
 
 def _run(columns, cols, options, forcing=None, steps=slice(None)):
@@ -186,3 +169,25 @@ def test_vectorised_conductivity_has_the_bits_of_the_elemental_one(option):
         vectorised = K.nt_thermal_conductivity_layers(*args)
         assert np.all(np.isfinite(elemental))
         assert vectorised.tobytes() == elemental.tobytes()
+
+
+def test_column_batch_builds_the_columns_asked_for():
+    """noahtibet.point.column_batch (the batch of these tests and of the benchmarks): one
+    column per soil profile, each with its own air-temperature offset and precipitation
+    factor, moisture within each layer's porosity."""
+    case = dataclasses.replace(read_point_file(FORCING), model_timestep=10800,
+                               enddate=np.datetime64("2007-04-10T21:00", "m"))
+    profiles = [PROFILES[0], PROFILES[2], PROFILES[0]]
+    f, cal, mon, lp, cp, st = column_batch(case, profiles, temperature_offset=[0.0, 1.5, -2.0],
+                                           precipitation_factor=[1.0, 3.0, 0.0])
+    nstep = f.shape[0]
+    assert f.shape == (nstep, len(layout.FORCING), 3) and len(cal.month_weight) == nstep
+    assert lp.shape[:2] == (3, 20) and cp.shape[0] == 3 and st.stc.shape == (3, 20)
+    air, rain = f[:, FI["air_temperature"]], f[:, FI["precipitation"]]
+    np.testing.assert_allclose(air[:, 1] - air[:, 0], 1.5)
+    np.testing.assert_allclose(air[:, 2] - air[:, 0], -2.0)
+    assert rain[:, 0].max() > 0 and np.array_equal(rain[:, 1], 3.0*rain[:, 0])
+    assert not rain[:, 2].any()
+    smcmax = lp[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
+    assert np.array_equal(lp[0], lp[2]) and not np.array_equal(smcmax[0], smcmax[1])
+    assert np.all(st.smc <= smcmax) and np.all(st.sh2o <= st.smc)

@@ -9,6 +9,7 @@ xarray Dataset with CF attributes.  ``write_dataset`` writes it atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -82,6 +83,46 @@ def initial_state(case: PointCase, calendar: Calendar, first_q2: float,
     }
     state.surface[0] = [values[n] for n in layout.SURFACE_STATE]
     return state
+
+
+def column_batch(case: PointCase, soil_profiles, temperature_offset=None,
+                 precipitation_factor=None):
+    """A batch of columns on one point file's forcing, for benchmarks and tests.
+
+    Column c has the soil classes ``soil_profiles[c]`` (one per layer, top to bottom),
+    the file's forcing with ``temperature_offset[c]`` K added to the air temperature and
+    the precipitation times ``precipitation_factor[c]`` (defaults: 0 and 1), and the
+    file's initial state, its moisture limited to each layer's porosity.  Returns
+    ``(forcing, calendar, monthly, layer_par, column_par, state)`` for
+    :func:`noahtibet.kernel.run_columns`; the forcing is on the file's records
+    (``case.model_timestep`` and ``case.enddate`` choose the steps)."""
+    pf = model_forcing(case)
+    ncol = len(soil_profiles)
+    base = np.stack([getattr(pf, n) for n in layout.FORCING], axis=1)
+    forcing = base[:, :, None] + np.zeros((1, 1, ncol))
+    if temperature_offset is not None:
+        forcing[:, layout.index(layout.FORCING, "air_temperature"), :] += temperature_offset
+    if precipitation_factor is not None:
+        forcing[:, layout.index(layout.FORCING, "precipitation"), :] *= precipitation_factor
+    calendar = Calendar(pf.month_prev, pf.month_next, pf.month_weight)
+    spec = column_spec_for_case(case)
+    nlay = len(case.layer_thickness)
+    layer_par = np.empty((ncol, nlay, len(layout.LAYER_PARAMETERS)))
+    column_par = np.empty((ncol, len(layout.COLUMN_PARAMETERS)))
+    for c, profile in enumerate(soil_profiles):
+        layer_par[c], column_par[c] = column_parameters(
+            dataclasses.replace(spec, soil_class=np.asarray(profile)))
+    one = initial_state(case, calendar, float(pf.specific_humidity[0]), 2)
+    smcmax = layer_par[:, :, layout.index(layout.LAYER_PARAMETERS, "smcmax")]
+    smc = np.minimum(np.repeat(one.smc, ncol, 0), smcmax)
+    state = ColumnState(np.repeat(one.stc, ncol, 0), smc,
+                        np.minimum(np.repeat(one.sh2o, ncol, 0), smc),
+                        np.repeat(one.surface, ncol, 0))
+    monthly = np.zeros((ncol, len(layout.MONTHLY), 12))
+    monthly[:, layout.index(layout.MONTHLY, "green_fraction")] = case.shdfac_monthly
+    monthly[:, layout.index(layout.MONTHLY, "lai")] = case.lai_monthly
+    monthly[:, layout.index(layout.MONTHLY, "albedo")] = case.albedo_monthly
+    return forcing, calendar, monthly, layer_par, column_par, state
 
 
 def run_point(case: PointCase, options: PhysicsOptions | None = None,
