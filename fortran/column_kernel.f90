@@ -151,8 +151,8 @@ contains
     integer(int64) :: running_flag(block_width)        ! running as 1 / 0
     ! the conductivity of each lane's surface layer at the step's start (df1_*
     ! terms, spec 3.5) and after the water step (nopac_* terms, spec 5), for the
-    ! block's lanes together: the smc, sh2o of the top layer, the terms, results
-    real(dp), dimension(block_width) :: top_smc, top_sh2o, df1_soil, df1n_soil
+    ! block's lanes together (from the top layer's smb(:, 1), slb(:, 1)): the terms, results
+    real(dp), dimension(block_width) :: df1_soil, df1n_soil
     real(dp), dimension(block_width) :: df1_smcmax, df1_solid, df1_dry, nopac_smcmax, nopac_solid, &
                                         nopac_dry, top_kappa_unfrozen, top_kappa_frozen
     integer, dimension(block_width) :: df1_class, nopac_class
@@ -330,11 +330,7 @@ contains
 
         ! --- the land step up to its soil water step, lane by lane (the surface
         ! layer's conductivity of every lane first)
-        do l = 1, nb
-          top_smc(l) = smb(l, 1)
-          top_sh2o(l) = slb(l, 1)
-        end do
-        call tc_layers(opt%thermal_conductivity, nb, top_smc, df1_smcmax, top_sh2o, df1_class,   &
+        call tc_layers(opt%thermal_conductivity, nb, smb(:, 1), df1_smcmax, slb(:, 1), df1_class, &
                        top_kappa_unfrozen, top_kappa_frozen, df1_solid, df1_dry, df1_soil)
         do l = 1, nb
           if (.not. running(l)) cycle
@@ -347,8 +343,7 @@ contains
             status(icol) = d(l)%status
             fail_step(icol) = istep
             running(l) = .false.
-            call store_lane(l, tb, smb, slb, stc(:, lane_col(l)), smc(:, lane_col(l)), &
-                            sh2o(:, lane_col(l)))
+            call store_lane(l, tb, smb, slb, stc(:, icol), smc(:, icol), sh2o(:, icol))
           end if
         end do
 
@@ -367,11 +362,7 @@ contains
 
         ! --- the rest of the land step, lane by lane (the surface layer's
         ! conductivity of every lane after the water step first)
-        do l = 1, nb
-          top_smc(l) = smb(l, 1)
-          top_sh2o(l) = slb(l, 1)
-        end do
-        call tc_layers(opt%thermal_conductivity, nb, top_smc, nopac_smcmax, top_sh2o, nopac_class, &
+        call tc_layers(opt%thermal_conductivity, nb, smb(:, 1), nopac_smcmax, slb(:, 1), nopac_class, &
                        top_kappa_unfrozen, top_kappa_frozen, nopac_solid, nopac_dry, df1n_soil)
         do l = 1, nb
           if (.not. running(l)) cycle
@@ -421,8 +412,7 @@ contains
             status(icol) = status_nonfinite
             fail_step(icol) = istep
             running(l) = .false.
-            call store_lane(l, tb, smb, slb, stc(:, lane_col(l)), smc(:, lane_col(l)), &
-                            sh2o(:, lane_col(l)))
+            call store_lane(l, tb, smb, slb, stc(:, icol), smc(:, icol), sh2o(:, icol))
           end if
         end do
         ! the annual temperature diagnostics of the lanes still running, over the

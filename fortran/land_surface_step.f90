@@ -436,7 +436,7 @@ contains
       albedo = alb
       emissi = embrd
     else
-      call snfrac(sneqv, p%snup, p%salp, sncovr, p%exp_minus_salp)
+      call snfrac(sneqv, p%snup, p%salp, p%exp_minus_salp, sncovr)
       sncovr = min(sncovr, snow_cover_cap)
       call alcalc(alb, p%snoalb, embrd, sncovr, snowng, dt, p%lvcoef, snotime1, albedo, emissi)
     end if

@@ -72,22 +72,15 @@ contains
   !>   sneqv  : snow water equivalent [m] (in)
   !>   snup   : SWE of full snow cover [m] (in)
   !>   salp   : shape parameter of the depletion curve [-] (in)
-  !>   exp_minus_salp : exp(-salp), a column constant (in, optional: computed
-  !>            here if absent)
+  !>   exp_minus_salp : exp(-salp), a column constant (in)
   !>   sncovr : snow cover fraction, not capped [-] (out)
-  pure subroutine snfrac(sneqv, snup, salp, sncovr, exp_minus_salp)
-    real(dp), intent(in)  :: sneqv, snup, salp
+  pure subroutine snfrac(sneqv, snup, salp, exp_minus_salp, sncovr)
+    real(dp), intent(in)  :: sneqv, snup, salp, exp_minus_salp
     real(dp), intent(out) :: sncovr
-    real(dp), intent(in), optional :: exp_minus_salp
-    real(dp) :: ratio, e_salp
+    real(dp) :: ratio
     if (sneqv < snup) then
       ratio  = sneqv/snup
-      if (present(exp_minus_salp)) then
-        e_salp = exp_minus_salp
-      else
-        e_salp = exp(-salp)
-      end if
-      sncovr = 1.0_dp - (exp(-salp*ratio) - ratio*e_salp)
+      sncovr = 1.0_dp - (exp(-salp*ratio) - ratio*exp_minus_salp)
     else
       sncovr = 1.0_dp
     end if
